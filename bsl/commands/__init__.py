@@ -1,0 +1,9 @@
+"""Sub-commands of ``bsl``. Each module has ``register(subparsers)`` that adds its parser
+and sets ``run`` (a function of the parsed arguments returning an exit status)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+COMMANDS: list[Callable[[Any], None]] = []

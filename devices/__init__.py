@@ -1,0 +1,12 @@
+"""The device layer: one crossbar interface, a simulated noisy memristor array, presets, fitting."""
+
+from .interface import SCHEMES, Crossbar, OpCounters, VerifyResult
+from .physics import STEP_MODELS, DeviceModel
+from .presets import DEFAULT_PRESET, PRESETS, get_preset, load_preset_file, preset_names, save_preset_file
+from .simulated import SimulatedCrossbar
+
+__all__ = [
+    "Crossbar", "OpCounters", "VerifyResult", "SCHEMES", "DeviceModel", "STEP_MODELS",
+    "DEFAULT_PRESET", "PRESETS", "get_preset", "load_preset_file", "preset_names",
+    "save_preset_file", "SimulatedCrossbar",
+]

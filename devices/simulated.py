@@ -1,0 +1,296 @@
+"""A simulated crossbar of noisy analog memristors (vectorized torch, any torch device).
+
+Non-idealities, each from :class:`devices.physics.DeviceModel`:
+
+* bounded, nonlinear, asymmetric steps (``step_model``, ``nu_up``/``nu_down``, ``up_down``);
+* cycle-to-cycle step noise on every pulse (``dw_min_std``);
+* device-to-device variation of ``g_min``, ``g_max``, ``dw_min``, ``up_down``, ``nu``
+  and ``drift_nu``, drawn once per device from ``seed`` (normal, truncated at 3 sigma);
+* read noise: every read sees each device as ``G (1 + read_noise_std xi)``, fresh ``xi``
+  per device and read. For an array read this is summed exactly in distribution:
+  ``I_j = sum_i V_i W_ij + read_noise_std sqrt(sum_i V_i^2 (G+_ij^2 + G-_ij^2)) xi_j``;
+* stuck devices at ``g_min`` or ``g_max`` (they ignore pulses, which are still counted);
+* optional quantization to ``n_levels`` per device, applied on every write;
+* optional power-law drift ``G(t) = G_prog ((t - t_prog + t0) / t0)^(-drift_nu)``, where
+  the clock only moves through :meth:`SimulatedCrossbar.advance_time` and a pulse
+  re-programs (restarts the drift of) the devices it touches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .interface import SCHEMES, Crossbar, OpCounters, Scheme
+from .physics import DTOD_TRUNCATION, DeviceModel
+from .presets import resolve_model
+from .steps import advance, coefficients
+
+INIT_STATES = ("mid", "min", "max", "random")
+
+
+class SimulatedCrossbar(Crossbar):
+    """``rows x cols`` differential pairs of simulated memristors.
+
+    Args:
+        rows, cols: array size.
+        model: a :class:`DeviceModel`, a preset name or a preset file (default ``rram``).
+        seed: fixes device-to-device draws, stuck devices and all later noise.
+        scheme: ``push_pull`` or ``set_only`` (see :mod:`devices.interface`).
+        init: initial state of every device: ``mid`` (default), ``min``, ``max``
+            or ``random`` (uniform between the device's own bounds).
+        device, dtype: where and in which precision the state lives.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        model: DeviceModel | str | Path | None = None,
+        *,
+        seed: int = 0,
+        scheme: Scheme = "push_pull",
+        init: str = "mid",
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        for name, value in (("rows", rows), ("cols", cols)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} = {value!r}: must be a positive integer")
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme = {scheme!r}: must be one of {SCHEMES}")
+        if init not in INIT_STATES:
+            raise ValueError(f"init = {init!r}: must be one of {INIT_STATES}")
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype = {dtype}: must be a floating-point dtype")
+        self.rows, self.cols = int(rows), int(cols)
+        self.model = resolve_model(model)
+        self.scheme = scheme
+        self.seed = int(seed)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        self.counters = OpCounters()
+        self.time = 0.0
+        seeds = np.random.SeedSequence(self.seed).generate_state(2)
+        self._noise = torch.Generator(device=self.device)
+        self._noise.manual_seed(int(seeds[1]))
+        self._draw_devices(int(seeds[0]), init)
+        self._cache: tuple[Tensor, Tensor] | None = None
+
+    # -- construction ---------------------------------------------------------
+    def _draw_devices(self, seed: int, init: str) -> None:
+        m = self.model
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed)
+        shape = (2, self.rows, self.cols)
+        kw: dict[str, Any] = {"device": self.device, "dtype": self.dtype}
+
+        def z() -> Tensor:
+            # Always drawn, in a fixed order, so a seed gives the same devices
+            # whichever non-idealities are switched on.
+            return torch.randn(shape, generator=gen, **kw).clamp_(-DTOD_TRUNCATION, DTOD_TRUNCATION)
+
+        r = m.g_range
+        self.g_lo = m.g_min + m.g_min_dtod * r * z()
+        self.g_hi = m.g_max + m.g_max_dtod * r * z()
+        span = self.g_hi - self.g_lo
+        dw = m.dw_min * (1.0 + m.dw_min_dtod * z())
+        up_down = m.up_down + m.up_down_dtod * z()
+        self.dp_up = dw * (1.0 + up_down) / span
+        self.dp_down = dw * (1.0 - up_down) / span
+        self.nu_up = m.nu_up + m.nu_dtod * z()
+        self.nu_down = m.nu_down + m.nu_dtod * z()
+        self.drift_nu = m.drift_nu + m.drift_nu_dtod * z()
+        u = torch.rand(shape, generator=gen, **kw)
+        self.stuck_off = u < m.stuck_off_fraction
+        self.stuck_on = (u >= m.stuck_off_fraction) & (u < m.stuck_off_fraction + m.stuck_on_fraction)
+        w0 = torch.rand(shape, generator=gen, **kw)
+        if init != "random":
+            w0.fill_({"mid": 0.5, "min": 0.0, "max": 1.0}[init])
+        self._prepare_laws()
+        self.g = self._finish_write(w0)
+        self.t_prog = torch.zeros(shape, **kw)
+
+    def _prepare_laws(self) -> None:
+        """Per-device constants derived from the drawn parameters (not state)."""
+        law = self.model.step_model
+        self._inv_span = 1.0 / (self.g_hi - self.g_lo)
+        self._up = coefficients(self.dp_up, self.nu_up, law)
+        self._down = coefficients(self.dp_down, self.nu_down, law)
+        self._up_minus_down = (self._up[0] - self._down[0], self._up[1] - self._down[1])
+        free = ~(self.stuck_off | self.stuck_on)
+        self._free = free.to(self.dtype)
+        self._stuck_high = self.stuck_on.to(self.dtype)
+
+    # -- interface --------------------------------------------------------------
+    @property
+    def g_bounds(self) -> tuple[float, float]:
+        return (self.model.g_min, self.model.g_max)
+
+    @property
+    def nominal_steps(self) -> tuple[float, float]:
+        return (self.model.dw_up, self.model.dw_down)
+
+    @property
+    def v_read(self) -> float:
+        return self.model.v_read
+
+    def read_forward(self, voltages: Tensor) -> Tensor:
+        v = self._check_voltages(voltages, self.rows, "rows")
+        w, g_sq = self._effective()
+        return self._read(v, w, g_sq)
+
+    def read_backward(self, voltages: Tensor) -> Tensor:
+        v = self._check_voltages(voltages, self.cols, "columns")
+        w, g_sq = self._effective()
+        return self._read(v, w.T, g_sq.T)
+
+    def read_conductances(self) -> Tensor:
+        g = self._drifted()
+        self.counters.cell_reads += g.numel()
+        sigma = self.model.read_noise_std
+        if sigma > 0:
+            g = g * (1.0 + sigma * torch.randn(g.shape, generator=self._noise, **self._kw))
+        return g
+
+    def pulse_devices(self, counts: Tensor) -> None:
+        counts = self._check_counts(counts, (2, self.rows, self.cols))
+        n_set = int(counts.clamp(min=0).sum().item())
+        n_reset = int((-counts).clamp(min=0).sum().item())
+        if n_set or n_reset:
+            is_set = (counts > 0).to(self.dtype)
+            is_reset = (counts < 0).to(self.dtype) if n_reset else None
+            self._step(counts.abs().to(self.dtype), is_set, is_reset, counts != 0)
+        self.counters.set_pulses += n_set
+        self.counters.reset_pulses += n_reset
+
+    def apply_pulses(self, counts: Tensor) -> None:
+        # Same semantics as Crossbar.apply_pulses, without materializing per-device
+        # integer counts: a weight update is the simulator's hot path.
+        counts = self._check_counts(counts, (self.rows, self.cols))
+        total = int(counts.abs().sum().item())
+        if total == 0:
+            return
+        pos = (counts > 0).to(self.dtype)
+        neg = (counts < 0).to(self.dtype)
+        pulses = counts.abs().to(self.dtype).expand(2, self.rows, self.cols)
+        is_set = torch.stack((pos, neg))
+        if self.scheme == "push_pull":
+            self._step(pulses, is_set, torch.stack((neg, pos)), None)
+            self.counters.set_pulses += total
+            self.counters.reset_pulses += total
+        else:
+            self._step(pulses, is_set, None, None)
+            self.counters.set_pulses += total
+
+    def _step(
+        self, pulses: Tensor, is_set: Tensor, is_reset: Tensor | None, touched: Tensor | None
+    ) -> None:
+        """Move every device by ``pulses`` (float count) in its direction (masks are 0/1)."""
+        m = self.model
+        a = pulses
+        if m.dw_min_std > 0:
+            noise = torch.randn(a.shape, generator=self._noise, **self._kw)
+            a = a + m.dw_min_std * a.sqrt() * noise
+        g = self._drifted() if m.drift_nu > 0 else self.g
+        w = (g - self.g_lo) * self._inv_span
+        # RESET mirrors SET: work on u = 1 - w for RESET devices, then mirror back.
+        u = w if is_reset is None else w + is_reset * (1.0 - 2.0 * w)
+        c0 = self._down[0] + is_set * self._up_minus_down[0]
+        c1 = self._down[1] + is_set * self._up_minus_down[1]
+        u = advance(u, a, c0, c1, m.step_model)
+        w = u if is_reset is None else u + is_reset * (1.0 - 2.0 * u)
+        if m.abrupt_reset and is_reset is not None:
+            w = w * (1.0 - is_reset)
+        self.g = self._finish_write(w)
+        if m.drift_nu > 0:
+            moved = (pulses > 0) if touched is None else touched
+            self.t_prog = torch.where(moved, torch.full_like(self.t_prog, self.time), self.t_prog)
+        self._cache = None
+
+    # -- simulator extras -------------------------------------------------------
+    def advance_time(self, seconds: float) -> None:
+        """Let ``seconds`` (s) pass on the simulated clock (drift acts on reads)."""
+        if not seconds >= 0:
+            raise ValueError(f"seconds = {seconds!r}: must be >= 0")
+        self.time += float(seconds)
+        self._cache = None
+
+    def conductances(self) -> Tensor:
+        """The true (noise-free, drifted) conductances ``(2, rows, cols)``, S. Not counted
+        as reads: this is the simulator's omniscient view, for analysis and tests."""
+        return self._drifted().clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this array is (for checkpoints)."""
+        return {
+            "model": self.model.to_dict(),
+            "rows": self.rows, "cols": self.cols, "seed": self.seed, "scheme": self.scheme,
+            "time": self.time, "counters": self.counters.as_dict(),
+            "noise_rng": self._noise.get_state(),
+            **{k: getattr(self, k).clone() for k in _STATE_TENSORS},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (same shape and model)."""
+        if (state["rows"], state["cols"]) != (self.rows, self.cols):
+            raise ValueError(
+                f"state is for a {state['rows']}x{state['cols']} array, this one is "
+                f"{self.rows}x{self.cols}"
+            )
+        if DeviceModel.from_dict(state["model"]) != self.model:
+            raise ValueError("state was saved with a different device model")
+        for k in _STATE_TENSORS:
+            setattr(self, k, state[k].to(device=self.device, dtype=getattr(self, k).dtype))
+        self.time = float(state["time"])
+        self.counters = OpCounters(**state["counters"])
+        self._noise.set_state(state["noise_rng"])
+        self._prepare_laws()
+        self._cache = None
+
+    # -- internals ----------------------------------------------------------------
+    @property
+    def _kw(self) -> dict[str, Any]:
+        return {"device": self.device, "dtype": self.dtype}
+
+    def _finish_write(self, w: Tensor) -> Tensor:
+        """Normalized state -> conductance, with quantization and stuck devices."""
+        levels = self.model.n_levels
+        if levels:
+            w = torch.round(w * (levels - 1)) / (levels - 1)
+        w = w * self._free + self._stuck_high
+        return self.g_lo + w * (self.g_hi - self.g_lo)
+
+    def _drifted(self) -> Tensor:
+        if self.model.drift_nu <= 0:
+            return self.g
+        t0 = self.model.drift_t0
+        age = (self.time - self.t_prog + t0) / t0
+        return self.g * age.pow(-self.drift_nu)
+
+    def _effective(self) -> tuple[Tensor, Tensor]:
+        if self._cache is None:
+            g = self._drifted()
+            self._cache = (g[0] - g[1], g[0].square() + g[1].square())
+        return self._cache
+
+    def _read(self, v: Tensor, w: Tensor, g_sq: Tensor) -> Tensor:
+        batch = v.shape[0]
+        self.counters.vector_reads += batch
+        self.counters.macs += batch * w.shape[0] * w.shape[1]
+        current = v @ w
+        sigma = self.model.read_noise_std
+        if sigma > 0:
+            spread = (v.square() @ g_sq).sqrt_()
+            current += sigma * spread * torch.randn(current.shape, generator=self._noise, **self._kw)
+        return current
+
+
+_STATE_TENSORS = (
+    "g", "t_prog", "g_lo", "g_hi", "dp_up", "dp_down", "nu_up", "nu_down",
+    "drift_nu", "stuck_off", "stuck_on",
+)

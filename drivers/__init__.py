@@ -1,0 +1,1 @@
+"""PyVISA instrument drivers (SMUs, switch matrices). They speak SCPI/TSP only; no learning."""

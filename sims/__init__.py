@@ -1,0 +1,1 @@
+"""Simulation studies: sweeps over device non-idealities and learning rules."""
