@@ -121,10 +121,21 @@ class Crossbar(ABC):
         """Read every device one by one: ``(2, rows, cols)`` conductances, S (with read noise)."""
 
     # -- shared behaviour -----------------------------------------------------
-    def apply_pulses(self, counts: Tensor) -> None:
-        """Step-wise weight update: signed integer ``counts`` of shape ``(rows, cols)``,
-        turned into device pulses by :attr:`scheme` (see module doc)."""
-        counts = self._check_counts(counts, (self.rows, self.cols))
+    def apply_pulses(
+        self, counts: Tensor, *, rows: Tensor | None = None, cols: Tensor | None = None
+    ) -> None:
+        """Step-wise weight update: signed integer ``counts`` turned into device pulses
+        by :attr:`scheme` (see module doc).
+
+        Without ``rows``/``cols``, ``counts`` has shape ``(rows, cols)``. With them
+        (1-D integer index tensors, each defaulting to all), ``counts`` has shape
+        ``(len(rows), len(cols))`` and only that block of cells is pulsed: the sparse
+        update of a single sample, whose binary input selects a few rows."""
+        counts, block = self._check_block(counts, rows, cols)
+        if block is not None:
+            full = torch.zeros((self.rows, self.cols), dtype=counts.dtype, device=self.device)
+            full[block[0][:, None], block[1][None, :]] = counts
+            counts = full
         if self.scheme == "push_pull":
             per_device = torch.stack((counts, -counts))
         else:
@@ -153,7 +164,7 @@ class Crossbar(ABC):
         out are reported in ``VerifyResult.failed`` (stuck devices end up there).
         """
         targets = self._check_tensor(targets, (2, self.rows, self.cols), "targets")
-        if tolerance <= 0:
+        if not tolerance > 0:  # also refuses NaN
             raise ValueError(f"tolerance = {tolerance!r} S: must be > 0")
         for name, value in (
             ("max_pulses", max_pulses),
@@ -162,6 +173,8 @@ class Crossbar(ABC):
         ):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} = {value!r}: must be a positive integer")
+        if not bool(torch.isfinite(targets).all()):
+            raise ValueError("targets: conductances must be finite")
         if bool((targets < 0).any()):
             raise ValueError("targets: conductances must be >= 0 S")
         step_up, step_down = self.nominal_steps
@@ -212,6 +225,25 @@ class Crossbar(ABC):
             )
         return v.to(device=self.device, dtype=self.dtype)
 
+    def _check_block(
+        self, counts: Tensor, rows: Tensor | None, cols: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """Validate a (possibly block) count tensor; return it and the block index."""
+        if rows is None and cols is None:
+            return self._check_counts(counts, (self.rows, self.cols)), None
+        index = []
+        for name, idx, size in (("rows", rows, self.rows), ("cols", cols, self.cols)):
+            if idx is None:
+                idx = torch.arange(size, device=self.device)
+            if not isinstance(idx, Tensor) or idx.dim() != 1 or idx.dtype.is_floating_point:
+                raise ValueError(f"{name}: expected a 1-D integer index tensor")
+            idx = idx.to(device=self.device, dtype=torch.int64)
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= size):
+                raise ValueError(f"{name}: indices must lie in [0, {size})")
+            index.append(idx)
+        counts = self._check_counts(counts, (index[0].numel(), index[1].numel()))
+        return counts, (index[0], index[1])
+
     def _check_counts(self, counts: Tensor, shape: tuple[int, ...]) -> Tensor:
         if not isinstance(counts, Tensor):
             raise TypeError(f"counts: expected a torch.Tensor, got {type(counts).__name__}")
@@ -219,4 +251,5 @@ class Crossbar(ABC):
             raise TypeError(f"counts: expected an integer tensor, got dtype {counts.dtype}")
         if tuple(counts.shape) != shape:
             raise ValueError(f"counts: expected shape {shape}, got {tuple(counts.shape)}")
-        return counts.to(device=self.device)
+        # int64: negating unsigned (uint8) counts would wrap around.
+        return counts.to(device=self.device, dtype=torch.int64)

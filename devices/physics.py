@@ -146,6 +146,8 @@ def _fail(name: str, value: Any, requirement: str) -> None:
 def _validate(m: DeviceModel) -> None:
     for f in dataclasses.fields(m):
         value = getattr(m, f.name)
+        if f.type == "float" and (isinstance(value, bool) or not isinstance(value, float | int)):
+            _fail(f.name, value, "must be a number")
         if isinstance(value, float | int) and not isinstance(value, bool):
             if not math.isfinite(value):
                 _fail(f.name, value, "must be a finite number")
@@ -167,8 +169,10 @@ def _validate(m: DeviceModel) -> None:
             _fail(name, getattr(m, name), "must be >= 0")
     if not -1 < m.up_down < 1:
         _fail("up_down", m.up_down, "must lie strictly between -1 and 1")
-    if m.step_model != "exponential" and (m.nu_up or m.nu_down or m.nu_dtod):
-        _fail("nu_up", m.nu_up, "nonlinearity factors apply only to step_model='exponential'")
+    if m.step_model != "exponential":
+        for name in ("nu_up", "nu_down", "nu_dtod"):
+            if getattr(m, name):
+                _fail(name, getattr(m, name), "nonlinearity factors apply only to step_model='exponential'")
     for name in ("stuck_off_fraction", "stuck_on_fraction"):
         if not 0 <= getattr(m, name) <= 1:
             _fail(name, getattr(m, name), "must lie in [0, 1]")

@@ -43,6 +43,8 @@ class SimulatedCrossbar(Crossbar):
         scheme: ``push_pull`` or ``set_only`` (see :mod:`devices.interface`).
         init: initial state of every device: ``mid`` (default), ``min``, ``max``
             or ``random`` (uniform between the device's own bounds).
+        init_spread: with ``init='mid'``, each device starts uniformly within
+            ``0.5 +- init_spread / 2`` of its normalized range (0 = exactly mid).
         device, dtype: where and in which precision the state lives.
     """
 
@@ -55,6 +57,7 @@ class SimulatedCrossbar(Crossbar):
         seed: int = 0,
         scheme: Scheme = "push_pull",
         init: str = "mid",
+        init_spread: float = 0.0,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
@@ -65,6 +68,8 @@ class SimulatedCrossbar(Crossbar):
             raise ValueError(f"scheme = {scheme!r}: must be one of {SCHEMES}")
         if init not in INIT_STATES:
             raise ValueError(f"init = {init!r}: must be one of {INIT_STATES}")
+        if not 0.0 <= init_spread <= 1.0:
+            raise ValueError(f"init_spread = {init_spread!r}: must lie in [0, 1]")
         if not dtype.is_floating_point:
             raise ValueError(f"dtype = {dtype}: must be a floating-point dtype")
         self.rows, self.cols = int(rows), int(cols)
@@ -78,11 +83,11 @@ class SimulatedCrossbar(Crossbar):
         seeds = np.random.SeedSequence(self.seed).generate_state(2)
         self._noise = torch.Generator(device=self.device)
         self._noise.manual_seed(int(seeds[1]))
-        self._draw_devices(int(seeds[0]), init)
+        self._draw_devices(int(seeds[0]), init, init_spread)
         self._cache: tuple[Tensor, Tensor] | None = None
 
     # -- construction ---------------------------------------------------------
-    def _draw_devices(self, seed: int, init: str) -> None:
+    def _draw_devices(self, seed: int, init: str, init_spread: float) -> None:
         m = self.model
         gen = torch.Generator(device=self.device)
         gen.manual_seed(seed)
@@ -109,10 +114,12 @@ class SimulatedCrossbar(Crossbar):
         self.stuck_off = u < m.stuck_off_fraction
         self.stuck_on = (u >= m.stuck_off_fraction) & (u < m.stuck_off_fraction + m.stuck_on_fraction)
         w0 = torch.rand(shape, generator=gen, **kw)
-        if init != "random":
-            w0.fill_({"mid": 0.5, "min": 0.0, "max": 1.0}[init])
+        if init == "mid":
+            w0 = 0.5 + init_spread * (w0 - 0.5)
+        elif init != "random":
+            w0.fill_({"min": 0.0, "max": 1.0}[init])
         self._prepare_laws()
-        self.g = self._finish_write(w0)
+        self.g = self.g_lo + self._settle(w0, self._free, self._stuck_high) * (self.g_hi - self.g_lo)
         self.t_prog = torch.zeros(shape, **kw)
 
     def _prepare_laws(self) -> None:
@@ -154,8 +161,8 @@ class SimulatedCrossbar(Crossbar):
         self.counters.cell_reads += g.numel()
         sigma = self.model.read_noise_std
         if sigma > 0:
-            g = g * (1.0 + sigma * torch.randn(g.shape, generator=self._noise, **self._kw))
-        return g
+            return g * (1.0 + sigma * torch.randn(g.shape, generator=self._noise, **self._kw))
+        return g.clone()
 
     def pulse_devices(self, counts: Tensor) -> None:
         counts = self._check_counts(counts, (2, self.rows, self.cols))
@@ -164,53 +171,79 @@ class SimulatedCrossbar(Crossbar):
         if n_set or n_reset:
             is_set = (counts > 0).to(self.dtype)
             is_reset = (counts < 0).to(self.dtype) if n_reset else None
-            self._step(counts.abs().to(self.dtype), is_set, is_reset, counts != 0)
+            self._step(counts.abs().to(self.dtype), is_set, is_reset, None)
         self.counters.set_pulses += n_set
         self.counters.reset_pulses += n_reset
 
-    def apply_pulses(self, counts: Tensor) -> None:
+    def apply_pulses(
+        self, counts: Tensor, *, rows: Tensor | None = None, cols: Tensor | None = None
+    ) -> None:
         # Same semantics as Crossbar.apply_pulses, without materializing per-device
-        # integer counts: a weight update is the simulator's hot path.
-        counts = self._check_counts(counts, (self.rows, self.cols))
+        # integer counts, and touching only the selected block: the hot path.
+        counts, block = self._check_block(counts, rows, cols)
         total = int(counts.abs().sum().item())
         if total == 0:
             return
         pos = (counts > 0).to(self.dtype)
         neg = (counts < 0).to(self.dtype)
-        pulses = counts.abs().to(self.dtype).expand(2, self.rows, self.cols)
+        pulses = counts.abs().to(self.dtype).expand(2, *counts.shape)
         is_set = torch.stack((pos, neg))
         if self.scheme == "push_pull":
-            self._step(pulses, is_set, torch.stack((neg, pos)), None)
+            self._step(pulses, is_set, torch.stack((neg, pos)), block)
             self.counters.set_pulses += total
             self.counters.reset_pulses += total
         else:
-            self._step(pulses, is_set, None, None)
+            # set_only: only the device on the count's side is pulsed.
+            self._step(pulses * is_set, is_set, None, block)
             self.counters.set_pulses += total
 
     def _step(
-        self, pulses: Tensor, is_set: Tensor, is_reset: Tensor | None, touched: Tensor | None
+        self,
+        pulses: Tensor,
+        is_set: Tensor,
+        is_reset: Tensor | None,
+        block: tuple[Tensor, Tensor] | None,
     ) -> None:
-        """Move every device by ``pulses`` (float count) in its direction (masks are 0/1)."""
+        """Move devices by ``pulses`` (float counts) in their direction (masks are 0/1).
+
+        ``block = (rows, cols)`` restricts the update to those rows and columns
+        (then every tensor argument has the block's shape)."""
         m = self.model
+
+        def sub(t: Tensor) -> Tensor:
+            return t if block is None else t[:, block[0][:, None], block[1][None, :]]
+
         a = pulses
         if m.dw_min_std > 0:
             noise = torch.randn(a.shape, generator=self._noise, **self._kw)
             a = a + m.dw_min_std * a.sqrt() * noise
-        g = self._drifted() if m.drift_nu > 0 else self.g
-        w = (g - self.g_lo) * self._inv_span
+        g_lo, g_hi = sub(self.g_lo), sub(self.g_hi)
+        g = sub(self._drifted() if m.drift_nu > 0 else self.g)
+        w = (g - g_lo) * sub(self._inv_span)
         # RESET mirrors SET: work on u = 1 - w for RESET devices, then mirror back.
         u = w if is_reset is None else w + is_reset * (1.0 - 2.0 * w)
-        c0 = self._down[0] + is_set * self._up_minus_down[0]
-        c1 = self._down[1] + is_set * self._up_minus_down[1]
+        c0 = sub(self._down[0]) + is_set * sub(self._up_minus_down[0])
+        c1 = sub(self._down[1]) + is_set * sub(self._up_minus_down[1])
         u = advance(u, a, c0, c1, m.step_model)
         w = u if is_reset is None else u + is_reset * (1.0 - 2.0 * u)
         if m.abrupt_reset and is_reset is not None:
             w = w * (1.0 - is_reset)
-        self.g = self._finish_write(w)
+        g_new = g_lo + self._settle(w, sub(self._free), sub(self._stuck_high)) * (g_hi - g_lo)
+        moved = pulses > 0
         if m.drift_nu > 0:
-            moved = (pulses > 0) if touched is None else touched
-            self.t_prog = torch.where(moved, torch.full_like(self.t_prog, self.time), self.t_prog)
+            # A pulse re-programs the device: its drift restarts from the new state.
+            g_new = torch.where(moved, g_new, sub(self.g))
+            t_new = torch.where(moved, torch.full_like(g_new, self.time), sub(self.t_prog))
+            self.t_prog = self._put(self.t_prog, t_new, block)
+        self.g = self._put(self.g, g_new, block)
         self._cache = None
+
+    @staticmethod
+    def _put(full: Tensor, part: Tensor, block: tuple[Tensor, Tensor] | None) -> Tensor:
+        if block is None:
+            return part
+        full[:, block[0][:, None], block[1][None, :]] = part
+        return full
 
     # -- simulator extras -------------------------------------------------------
     def advance_time(self, seconds: float) -> None:
@@ -244,6 +277,10 @@ class SimulatedCrossbar(Crossbar):
             )
         if DeviceModel.from_dict(state["model"]) != self.model:
             raise ValueError("state was saved with a different device model")
+        if state["scheme"] != self.scheme:
+            raise ValueError(
+                f"state was saved with scheme {state['scheme']!r}, this array uses scheme {self.scheme!r}"
+            )
         for k in _STATE_TENSORS:
             setattr(self, k, state[k].to(device=self.device, dtype=getattr(self, k).dtype))
         self.time = float(state["time"])
@@ -257,13 +294,12 @@ class SimulatedCrossbar(Crossbar):
     def _kw(self) -> dict[str, Any]:
         return {"device": self.device, "dtype": self.dtype}
 
-    def _finish_write(self, w: Tensor) -> Tensor:
-        """Normalized state -> conductance, with quantization and stuck devices."""
+    def _settle(self, w: Tensor, free: Tensor, stuck_high: Tensor) -> Tensor:
+        """Normalized state as written: quantized to ``n_levels``, stuck devices pinned."""
         levels = self.model.n_levels
         if levels:
             w = torch.round(w * (levels - 1)) / (levels - 1)
-        w = w * self._free + self._stuck_high
-        return self.g_lo + w * (self.g_hi - self.g_lo)
+        return w * free + stuck_high
 
     def _drifted(self) -> Tensor:
         if self.model.drift_nu <= 0:

@@ -6,4 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS: list[Callable[[Any], None]] = []
+from . import device_response, fit, train
+
+COMMANDS: list[Callable[[Any], None]] = [
+    device_response.register,
+    fit.register,
+    train.register,
+]

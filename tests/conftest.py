@@ -1,0 +1,31 @@
+"""Shared fixtures of the device-layer test suite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from crossbar_factories import FACTORIES, CrossbarFactory
+
+
+@pytest.fixture(params=FACTORIES, ids=[f.name for f in FACTORIES])
+def factory(request: pytest.FixtureRequest) -> CrossbarFactory:
+    """Each crossbar implementation in turn (see ``tests/crossbar_factories.py``)."""
+    return request.param
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    """A seeded torch generator for test inputs (independent of any crossbar's own noise)."""
+    g = torch.Generator()
+    g.manual_seed(20240601)
+    return g
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test on one torch thread: the arrays here are small, and on a busy machine
+    OpenMP threads waiting for each other cost far more than they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,63 @@
+"""The crossbar implementations that the contract suite (``test_crossbar_contract.py``) runs against.
+
+Every entry of :data:`FACTORIES` builds a fresh :class:`devices.Crossbar` whose devices sit
+mid-range (away from both bounds), so that a few pulses in either direction move every free
+device. The contract uses only the public :class:`~devices.interface.Crossbar` interface
+(never the simulator's noise-free ``conductances()``), so an instrument-backed array joins
+the suite by appending one :class:`CrossbarFactory` here, e.g.::
+
+    CrossbarFactory(
+        name="probe-station-32x32",
+        build=lambda rows, cols, scheme: InstrumentCrossbar(..., rows=rows, cols=cols, scheme=scheme),
+        exact=False,              # real reads are noisy
+        ideal=False,              # real steps are nonlinear, some devices may be stuck
+        max_shape=(32, 32),       # what the chip offers
+        current_atol=1e-9,        # amplifier offset at zero input, A
+    )
+
+The contract never asks for arrays larger than ``max_shape`` (tests skip otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from devices import Crossbar, SimulatedCrossbar
+
+
+@dataclass(frozen=True)
+class CrossbarFactory:
+    """How to build one crossbar implementation, and what the contract may expect of it."""
+
+    name: str
+    """Test id."""
+    build: Callable[[int, int, str], Crossbar]
+    """``build(rows, cols, scheme)`` -> a fresh crossbar with every device mid-range."""
+    exact: bool
+    """Reads and steps are deterministic and noise-free: results are compared exactly
+    (up to float rounding) instead of statistically."""
+    ideal: bool
+    """Linear, symmetric steps and no stuck devices: program-and-verify must reach every
+    reachable target."""
+    max_shape: tuple[int, int] = (1 << 16, 1 << 16)
+    """Largest ``(rows, cols)`` the implementation offers."""
+    current_atol: float = 0.0
+    """Largest current (A) a read may report for all-zero input voltages."""
+
+    def __call__(self, rows: int, cols: int, scheme: str = "push_pull") -> Crossbar:
+        return self.build(rows, cols, scheme)
+
+
+def _simulated(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
+    def build(rows: int, cols: int, scheme: str) -> Crossbar:
+        return SimulatedCrossbar(rows, cols, preset, seed=seed, scheme=scheme, init="mid")  # type: ignore[arg-type]
+
+    return build
+
+
+FACTORIES: list[CrossbarFactory] = [
+    CrossbarFactory(name="simulated-ideal", build=_simulated("ideal", 1234), exact=True, ideal=True),
+    CrossbarFactory(name="simulated-rram", build=_simulated("rram", 1234), exact=False, ideal=False),
+]
+"""Every crossbar implementation under contract. Append instrument-backed arrays here."""
