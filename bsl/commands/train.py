@@ -1,0 +1,69 @@
+"""``bsl train``: train a network on a crossbar (simulated by default) with a learning rule.
+
+Every flag is also a setting of a TOML run file (``--config run.toml``, fields of
+:class:`bsl.config.TrainConfig`); flags override the file. Example::
+
+    bsl train                                   # digits, default noisy RRAM, BSL
+    bsl train --dataset mnist --data-dir ~/data/mnist --layers 512 --epochs 10
+    bsl train --config run.toml --rule sgd --out runs/baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from devices.presets import preset_names
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``train`` sub-command with one flag per config field."""
+    from bsl.config import TrainConfig, field_docs
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a network on the (simulated) crossbar",
+        description="Train with binary stochastic learning (or a baseline rule) on a crossbar. "
+        f"Device presets: {', '.join(preset_names())} or a preset .toml file.",
+    )
+    p.add_argument("--config", metavar="RUN.toml", help="TOML run file; flags override it")
+    docs = field_docs()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float, "str": str, "bool": _bool}[str(f.type)]
+        p.add_argument(flag, dest=f.name, type=kind, default=None,
+                       help=f"{docs.get(f.name, '')} (default: {f.default!r})")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the effective config (defaults < file < flags), train, print the result."""
+    from bsl.config import TrainConfig, load_config_file
+    from bsl.train import train
+
+    values: dict[str, Any] = {}
+    if args.config:
+        values.update(load_config_file(args.config))
+    for f in dataclasses.fields(TrainConfig):
+        flag_value = getattr(args, f.name)
+        if flag_value is not None:
+            values[f.name] = flag_value
+    config = TrainConfig(**values)
+    result = train(config)
+    s = result.summary
+    print(
+        f"test accuracy {s['test_accuracy']:.4f} ({s['inference']}; "
+        f"deterministic {s['test_accuracy_deterministic']:.4f}, "
+        f"stochastic {s['test_accuracy_stochastic']:.4f}), train accuracy {s['train_accuracy']:.4f}, "
+        f"{s['samples_per_s']:.0f} samples/s, {s['wall_s']:.1f} s; run in {result.run_dir}"
+    )
+    return 0

@@ -1,0 +1,171 @@
+"""The run configuration: one validated dataclass, settable from TOML and from flags.
+
+A TOML run file holds the same names as the dataclass fields, either at top level or
+in a ``[train]`` table, e.g.::
+
+    [train]
+    dataset = "mnist"
+    layers = "512"
+    epochs = 10
+    preset = "rram"
+
+Flags given on the command line override the file. The effective configuration is
+saved with every run (``RUN_DIR/config.toml`` and inside ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devices.presets import DEFAULT_PRESET
+from devices.toml_io import tomllib, write_toml_tables
+
+from .data import DATASETS
+from .network import INFERENCE_MODES, parse_layers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (units in field docs)."""
+
+    dataset: str = "digits"
+    """``digits`` (built in), ``mnist``, ``fashion-mnist`` or ``idx`` (a folder of IDX files)."""
+    data_dir: str = ""
+    """Folder with the IDX files (else ``BSL_DATA_DIR``, else the download cache)."""
+    train_limit: int = 0
+    """Use a seeded random subset of this many training samples (0 = all)."""
+    test_limit: int = 0
+    """Use a seeded random subset of this many test samples (0 = all)."""
+    rule: str = "bsl"
+    """Learning rule: ``bsl``, ``sgd`` (float baseline) or ``manhattan``."""
+    device: str = "sim"
+    """Where device weights live: ``sim`` (the simulated crossbar)."""
+    preset: str = DEFAULT_PRESET
+    """Device preset name or preset TOML file."""
+    scheme: str = "push_pull"
+    """Differential-pair update scheme: ``push_pull`` or ``set_only``."""
+    layers: str = "128"
+    """Hidden layers, e.g. ``512`` or ``c8k5s2,64`` (output layer added)."""
+    init_spread: float = 0.3
+    """Initial weights: each device starts within ``mid +- init_spread / 2`` of its range, so
+    weights ``(G+ - G-) / (g_max - g_min)`` spread over about ``+-init_spread``."""
+    gain_scale: float = 4.0
+    """Pre-activation gain ``gain_scale / sqrt(fan_in)`` applied to ``X @ W``."""
+    epochs: int = 15
+    """Passes over the training set."""
+    batch_size: int = 1
+    """Samples per update; 1 is the per-sample (hardware-faithful) mode."""
+    batch_reduce: str = "sum"
+    """How a mini-batch's ternary updates combine: ``sum`` (pulse counts) or ``sign``."""
+    update_probability: float = 0.5
+    """Each pulse is sent with this probability (device rules' learning rate), in (0, 1]."""
+    dead_zone: float = 0.1
+    """Output errors with ``|t - p|`` at or below this are not propagated (BSL)."""
+    output_derivative: bool = False
+    """Multiply the output sign error by the binary derivative (BSL)."""
+    lr: float = 0.5
+    """Learning rate of the ``sgd`` float baseline."""
+    inference: str = "deterministic"
+    """Inference mode of the per-epoch test accuracy: ``deterministic`` or ``stochastic``."""
+    eval_samples: int = 10
+    """Binary passes averaged in ``stochastic`` inference."""
+    seed: int = 0
+    """Seeds devices, data order and every random draw."""
+    out: str = ""
+    """Run folder (default ``runs/<rule>-<dataset>-<time>``)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _fail(name: str, value: Any, requirement: str) -> None:
+    raise ValueError(f"config {name} = {value!r}: {requirement}")
+
+
+def _validate(c: TrainConfig) -> None:
+    from .rules import RULES
+
+    for f in dataclasses.fields(c):
+        value = getattr(c, f.name)
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[str(f.type)]
+        if not isinstance(value, expected) or (isinstance(value, bool) and f.type != "bool"):
+            _fail(f.name, value, f"must be of type {f.type}")
+    if c.dataset not in DATASETS:
+        _fail("dataset", c.dataset, f"choose one of {DATASETS}")
+    if c.rule not in RULES:
+        _fail("rule", c.rule, f"choose one of {sorted(RULES)}")
+    if c.device not in ("sim",):
+        _fail("device", c.device, "choose 'sim'")
+    if c.scheme not in ("push_pull", "set_only"):
+        _fail("scheme", c.scheme, "choose 'push_pull' or 'set_only'")
+    if c.batch_reduce not in ("sum", "sign"):
+        _fail("batch_reduce", c.batch_reduce, "choose 'sum' or 'sign'")
+    if c.inference not in INFERENCE_MODES:
+        _fail("inference", c.inference, f"choose one of {INFERENCE_MODES}")
+    for name in ("epochs", "batch_size", "eval_samples"):
+        if getattr(c, name) < 1:
+            _fail(name, getattr(c, name), "must be >= 1")
+    for name in ("train_limit", "test_limit", "seed"):
+        if getattr(c, name) < 0:
+            _fail(name, getattr(c, name), "must be >= 0")
+    if not 0 < c.update_probability <= 1:
+        _fail("update_probability", c.update_probability, "must lie in (0, 1]")
+    if not 0 <= c.dead_zone < 1:
+        _fail("dead_zone", c.dead_zone, "must lie in [0, 1)")
+    if c.lr <= 0:
+        _fail("lr", c.lr, "must be > 0")
+    if not 0 <= c.init_spread <= 1:
+        _fail("init_spread", c.init_spread, "must lie in [0, 1]")
+    if c.gain_scale <= 0:
+        _fail("gain_scale", c.gain_scale, "must be > 0")
+    parse_layers(c.layers)
+
+
+def field_docs() -> dict[str, str]:
+    """The one-line doc of every :class:`TrainConfig` field (its attribute docstring)."""
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(after.value.value).replace("``", "").split())
+    return docs
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML run file into a dict of config fields (unknown names refused)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    with path.open("rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path}: not valid TOML ({exc})") from exc
+    table = data.get("train", data)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ValueError(f"config file {path}: unknown setting(s) {unknown}")
+    return dict(table)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write the effective configuration as a TOML run file."""
+    return write_toml_tables(path, {"train": config.to_dict()}, header="memristor-bsl run configuration")

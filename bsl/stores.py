@@ -1,0 +1,105 @@
+"""Where a layer's weights live: on a crossbar (pulsed) or in a float tensor (software).
+
+Both expose the same three operations in *weight units*: a crossbar's normalized weight
+is ``(G+ - G-) / (g_max - g_min)``, in [-1, 1] for nominal devices.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from devices import Crossbar
+
+
+class WeightStore(ABC):
+    """A ``rows x cols`` weight matrix that layers read forward and backward."""
+
+    rows: int
+    cols: int
+
+    @abstractmethod
+    def forward(self, x: Tensor) -> Tensor:
+        """``x @ W`` for ``x`` of shape ``(n, rows)``."""
+
+    @abstractmethod
+    def backward(self, d: Tensor) -> Tensor:
+        """``d @ W.T`` for ``d`` of shape ``(n, cols)``."""
+
+    @abstractmethod
+    def weights(self) -> Tensor:
+        """A copy of the current weight matrix (read-out), weight units."""
+
+    def pulse(self, counts: Tensor, rows: Tensor | None = None, cols: Tensor | None = None) -> None:
+        """Apply signed pulse counts (device stores only)."""
+        raise TypeError(f"{type(self).__name__} holds float weights: it cannot be pulsed")
+
+    def add(self, delta: Tensor) -> None:
+        """Add a float increment (software stores only)."""
+        raise TypeError(f"{type(self).__name__} lives on devices: it only takes pulses")
+
+
+class CrossbarStore(WeightStore):
+    """Weights held by a :class:`devices.Crossbar`; inputs become read voltages.
+
+    Inputs are scaled so that the largest ``|x|`` of a batch maps to the read voltage
+    (binary inputs are plain read pulses), and currents are converted back to weight
+    units by ``I / (V_read (g_max - g_min))``.
+    """
+
+    def __init__(self, crossbar: Crossbar) -> None:
+        self.crossbar = crossbar
+        self.rows, self.cols = crossbar.rows, crossbar.cols
+        g_min, g_max = crossbar.g_bounds
+        self._v = crossbar.v_read
+        self._to_weight = 1.0 / (self._v * (g_max - g_min))
+        self._g_range = g_max - g_min
+
+    def _read(self, x: Tensor, read: Callable[[Tensor], Tensor], width: int) -> Tensor:
+        peak = float(x.abs().max()) if x.numel() else 0.0
+        if peak == 0.0:  # nothing to apply: no read is performed
+            return x.new_zeros((x.shape[0], width))
+        return read(x * (self._v / peak)) * (self._to_weight * peak)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._read(x, self.crossbar.read_forward, self.cols)
+
+    def backward(self, d: Tensor) -> Tensor:
+        return self._read(d, self.crossbar.read_backward, self.rows)
+
+    def weights(self) -> Tensor:
+        return self.crossbar.read_weights() / self._g_range
+
+    def pulse(self, counts: Tensor, rows: Tensor | None = None, cols: Tensor | None = None) -> None:
+        self.crossbar.apply_pulses(counts, rows=rows, cols=cols)
+
+
+class FloatStore(WeightStore):
+    """High-precision software weights (the ``sgd`` baseline)."""
+
+    def __init__(self, w: Tensor) -> None:
+        if w.dim() != 2:
+            raise ValueError(f"weights: expected a matrix, got shape {tuple(w.shape)}")
+        self.w = w
+        self.rows, self.cols = w.shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.w
+
+    def backward(self, d: Tensor) -> Tensor:
+        return d @ self.w.T
+
+    def weights(self) -> Tensor:
+        return self.w.clone()
+
+    def add(self, delta: Tensor) -> None:
+        self.w += delta
+
+
+def random_float_weights(rows: int, cols: int, gen: torch.Generator) -> Tensor:
+    """Difference of two uniform [0, 1] draws: the weight law of a randomly initialized
+    differential pair, so software and device networks start alike."""
+    return torch.rand(rows, cols, generator=gen) - torch.rand(rows, cols, generator=gen)
