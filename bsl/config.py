@@ -54,17 +54,20 @@ class TrainConfig:
     init_spread: float = 0.3
     """Initial weights: each device starts within ``mid +- init_spread / 2`` of its range, so
     weights ``(G+ - G-) / (g_max - g_min)`` spread over about ``+-init_spread``."""
-    gain_scale: float = 4.0
+    gain_scale: float = 16.0
     """Pre-activation gain ``gain_scale / sqrt(fan_in)`` applied to ``X @ W``."""
     epochs: int = 15
     """Passes over the training set."""
-    batch_size: int = 1
+    batch_size: int = 8
     """Samples per update; 1 is the per-sample (hardware-faithful) mode."""
     batch_reduce: str = "sum"
     """How a mini-batch's ternary updates combine: ``sum`` (pulse counts) or ``sign``."""
-    update_probability: float = 0.5
+    update_probability: float = 0.2
     """Each pulse is sent with this probability (device rules' learning rate), in (0, 1]."""
-    dead_zone: float = 0.1
+    anneal: float = 0.85
+    """Per-epoch factor on ``update_probability`` (device rules) and ``lr`` (sgd): epoch ``e``
+    (from 0) uses ``rate * anneal**e``."""
+    dead_zone: float = 0.3
     """Output errors with ``|t - p|`` at or below this are not propagated (BSL)."""
     output_derivative: bool = False
     """Multiply the output sign error by the binary derivative (BSL)."""
@@ -125,6 +128,8 @@ def _validate(c: TrainConfig) -> None:
             _fail(name, getattr(c, name), "must be >= 0")
     if not 0 < c.update_probability <= 1:
         _fail("update_probability", c.update_probability, "must lie in (0, 1]")
+    if not 0 < c.anneal <= 1:
+        _fail("anneal", c.anneal, "must lie in (0, 1]")
     if not 0 <= c.dead_zone < 1:
         _fail("dead_zone", c.dead_zone, "must lie in [0, 1)")
     if c.lr <= 0:

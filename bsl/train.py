@@ -130,6 +130,7 @@ def train(config: TrainConfig, *, dataset: Dataset | None = None) -> TrainResult
     started = time.perf_counter()
     for epoch in range(config.epochs):
         perm = torch.randperm(n, generator=order)
+        rule.start_epoch(epoch)
         correct = 0
         loss_sum = 0.0
         seen = 0

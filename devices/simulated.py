@@ -28,7 +28,7 @@ from torch import Tensor
 from .interface import SCHEMES, Crossbar, OpCounters, Scheme
 from .physics import DTOD_TRUNCATION, DeviceModel
 from .presets import resolve_model
-from .steps import advance, coefficients
+from .steps import advance, law_coefficients
 
 INIT_STATES = ("mid", "min", "max", "random")
 
@@ -119,17 +119,23 @@ class SimulatedCrossbar(Crossbar):
         elif init != "random":
             w0.fill_({"min": 0.0, "max": 1.0}[init])
         self._prepare_laws()
-        self.g = self.g_lo + self._settle(w0, self._free, self._stuck_high) * (self.g_hi - self.g_lo)
+        self.g = self.g_lo + self._settle(w0, self._free, self._stuck_high) * self._span
         self.t_prog = torch.zeros(shape, **kw)
 
     def _prepare_laws(self) -> None:
-        """Per-device constants derived from the drawn parameters (not state)."""
+        """Per-device constants derived from the drawn parameters (not state).
+
+        A device's law coefficients are stored as ``mid + s * half`` with ``s = +1`` for
+        SET and ``-1`` for RESET, so that an update selects them with one multiply."""
         law = self.model.step_model
-        self._inv_span = 1.0 / (self.g_hi - self.g_lo)
-        self._up = coefficients(self.dp_up, self.nu_up, law)
-        self._down = coefficients(self.dp_down, self.nu_down, law)
-        self._up_minus_down = (self._up[0] - self._down[0], self._up[1] - self._down[1])
+        self._span = self.g_hi - self.g_lo
+        self._inv_span = 1.0 / self._span
+        up = law_coefficients(self.dp_up, self.nu_up, law, True)
+        down = law_coefficients(self.dp_down, self.nu_down, law, False)
+        self._coef_mid = ((up[0] + down[0]) / 2, (up[1] + down[1]) / 2)
+        self._coef_half = ((up[0] - down[0]) / 2, (up[1] - down[1]) / 2)
         free = ~(self.stuck_off | self.stuck_on)
+        self._any_stuck = not bool(free.all())
         self._free = free.to(self.dtype)
         self._stuck_high = self.stuck_on.to(self.dtype)
 
@@ -169,9 +175,7 @@ class SimulatedCrossbar(Crossbar):
         n_set = int(counts.clamp(min=0).sum().item())
         n_reset = int((-counts).clamp(min=0).sum().item())
         if n_set or n_reset:
-            is_set = (counts > 0).to(self.dtype)
-            is_reset = (counts < 0).to(self.dtype) if n_reset else None
-            self._step(counts.abs().to(self.dtype), is_set, is_reset, None)
+            self._step(counts.abs().to(self.dtype), counts.sign().to(self.dtype), None)
         self.counters.set_pulses += n_set
         self.counters.reset_pulses += n_reset
 
@@ -181,33 +185,27 @@ class SimulatedCrossbar(Crossbar):
         # Same semantics as Crossbar.apply_pulses, without materializing per-device
         # integer counts, and touching only the selected block: the hot path.
         counts, block = self._check_block(counts, rows, cols)
-        total = int(counts.abs().sum().item())
+        magnitude = counts.abs()
+        total = int(magnitude.sum().item())
         if total == 0:
             return
-        pos = (counts > 0).to(self.dtype)
-        neg = (counts < 0).to(self.dtype)
-        pulses = counts.abs().to(self.dtype).expand(2, *counts.shape)
-        is_set = torch.stack((pos, neg))
+        pulses = magnitude.to(self.dtype)
+        sign = counts.sign().to(self.dtype)
         if self.scheme == "push_pull":
-            self._step(pulses, is_set, torch.stack((neg, pos)), block)
+            # G+ moves in the count's direction, G- the opposite way.
+            self._step(torch.stack((pulses, pulses)), torch.stack((sign, -sign)), block)
             self.counters.set_pulses += total
             self.counters.reset_pulses += total
         else:
-            # set_only: only the device on the count's side is pulsed.
-            self._step(pulses * is_set, is_set, None, block)
+            # set_only: SET pulses on G+ for positive counts, on G- for negative ones.
+            on_plus, on_minus = (sign > 0).to(self.dtype), (sign < 0).to(self.dtype)
+            self._step(pulses * torch.stack((on_plus, on_minus)), torch.stack((on_plus, on_minus)), block)
             self.counters.set_pulses += total
 
-    def _step(
-        self,
-        pulses: Tensor,
-        is_set: Tensor,
-        is_reset: Tensor | None,
-        block: tuple[Tensor, Tensor] | None,
-    ) -> None:
-        """Move devices by ``pulses`` (float counts) in their direction (masks are 0/1).
-
-        ``block = (rows, cols)`` restricts the update to those rows and columns
-        (then every tensor argument has the block's shape)."""
+    def _step(self, pulses: Tensor, direction: Tensor, block: tuple[Tensor, Tensor] | None) -> None:
+        """Move devices by ``pulses`` (float counts, >= 0); ``direction`` is +1 (SET),
+        -1 (RESET) or 0 per device. ``block = (rows, cols)`` restricts the update to
+        those rows and columns (then both tensors have the block's shape)."""
         m = self.model
 
         def sub(t: Tensor) -> Tensor:
@@ -217,21 +215,20 @@ class SimulatedCrossbar(Crossbar):
         if m.dw_min_std > 0:
             noise = torch.randn(a.shape, generator=self._noise, **self._kw)
             a = a + m.dw_min_std * a.sqrt() * noise
-        g_lo, g_hi = sub(self.g_lo), sub(self.g_hi)
+        g_lo = sub(self.g_lo)
         g = sub(self._drifted() if m.drift_nu > 0 else self.g)
         w = (g - g_lo) * sub(self._inv_span)
-        # RESET mirrors SET: work on u = 1 - w for RESET devices, then mirror back.
-        u = w if is_reset is None else w + is_reset * (1.0 - 2.0 * w)
-        c0 = sub(self._down[0]) + is_set * sub(self._up_minus_down[0])
-        c1 = sub(self._down[1]) + is_set * sub(self._up_minus_down[1])
-        u = advance(u, a, c0, c1, m.step_model)
-        w = u if is_reset is None else u + is_reset * (1.0 - 2.0 * u)
-        if m.abrupt_reset and is_reset is not None:
-            w = w * (1.0 - is_reset)
-        g_new = g_lo + self._settle(w, sub(self._free), sub(self._stuck_high)) * (g_hi - g_lo)
-        moved = pulses > 0
+        first = sub(self._coef_mid[0]) + direction * sub(self._coef_half[0])
+        rate = sub(self._coef_mid[1]) + direction * sub(self._coef_half[1])
+        w = advance(w, a, first, rate, m.step_model)
+        if m.abrupt_reset:
+            w = w * (direction > -0.5).to(self.dtype)
+        if m.n_levels or self._any_stuck:
+            w = self._settle(w, sub(self._free), sub(self._stuck_high))
+        g_new = g_lo + w * sub(self._span)
         if m.drift_nu > 0:
             # A pulse re-programs the device: its drift restarts from the new state.
+            moved = pulses > 0
             g_new = torch.where(moved, g_new, sub(self.g))
             t_new = torch.where(moved, torch.full_like(g_new, self.time), sub(self.t_prog))
             self.t_prog = self._put(self.t_prog, t_new, block)

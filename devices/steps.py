@@ -1,20 +1,24 @@
 """Closed-form device step laws on normalized state (pure tensor functions).
 
-``u`` is a normalized conductance in [0, 1] seen from the pulse's direction: ``w`` for
-a SET pulse, ``1 - w`` for a RESET pulse (RESET mirrors SET). ``a`` is the (possibly
-noisy, real-valued) number of pulses. Each law is precomputed into per-device
-coefficients once, so that an update is a few fused elementwise passes:
+``w`` is the normalized conductance ``(G - g_min) / (g_max - g_min)`` in [0, 1], ``a``
+a (possibly noisy, real-valued) number of pulses, ``dp`` the normalized step and
+``nu`` the nonlinearity (formulas and their derivation: :mod:`devices.physics`).
 
-==============  ===========================================  ==========================
-law             ``u'`` after ``a`` pulses                     coefficients
-==============  ===========================================  ==========================
-linear          ``u + a dp``                                 ``(dp, -)``
-soft_bounds     ``1 - (1 - u) exp(a log(1 - dp))``            ``(log(1 - dp), -)``
-exponential     ``u + (1 - u c) (1 - exp(-k a)) / c``         ``(k = nu dp, c = 1 - exp(-nu))``
-==============  ===========================================  ==========================
+The two nonlinear laws are both an exponential approach to an asymptote ``T`` at a
+rate ``k`` per pulse, so one kernel serves SET and RESET of either law:
 
-The result saturates at the bounds 0 and 1 (the device's physical limits).
-Formulas and their derivation are in :mod:`devices.physics`.
+    ``w' = T + (w - T) exp(-k a) = w - (T - w) expm1(-k a)``
+
+==============  =========================  ==========================
+law             SET ``(T, k)``             RESET ``(T, k)``
+==============  =========================  ==========================
+soft_bounds     ``(1, -log(1 - dp))``      ``(0, -log(1 - dp))``
+exponential     ``(1/c, nu dp)``           ``(1 - 1/c, nu dp)``, ``c = 1 - exp(-nu)``
+==============  =========================  ==========================
+
+The linear law is ``w' = w + v a`` with velocity ``v = +dp`` (SET) or ``-dp`` (RESET).
+Results saturate at the physical bounds 0 and 1. :mod:`devices.fitting` has a numpy
+twin of these laws (float64, with derivatives) for least squares.
 """
 
 from __future__ import annotations
@@ -27,36 +31,35 @@ from torch import Tensor
 NU_FLOOR = 1e-6
 
 
-def coefficients(dp: Tensor, nu: Tensor, model: str) -> tuple[Tensor, Tensor]:
-    """Per-device coefficients of one branch (see table) from step ``dp`` and nonlinearity ``nu``."""
+def law_coefficients(dp: Tensor, nu: Tensor, model: str, set_pulse: bool) -> tuple[Tensor, Tensor]:
+    """Per-device coefficients of one branch: ``(T, k)`` for the nonlinear laws (see
+    table), ``(v, 0)`` for the linear law."""
     if model == "linear":
-        return dp, torch.zeros_like(dp)
+        return (dp if set_pulse else -dp), torch.zeros_like(dp)
     if model == "soft_bounds":
-        return torch.log1p(-dp), torch.zeros_like(dp)
+        target = torch.ones_like(dp) if set_pulse else torch.zeros_like(dp)
+        return target, -torch.log1p(-dp)
     if model == "exponential":
         nu = nu.clamp(min=NU_FLOOR)
-        return nu * dp, -torch.expm1(-nu)
+        c = -torch.expm1(-nu)
+        return (1.0 / c if set_pulse else 1.0 - 1.0 / c), nu * dp
     raise ValueError(f"unknown step model {model!r}")
 
 
-def advance(u: Tensor, a: Tensor, c0: Tensor, c1: Tensor, model: str) -> Tensor:
-    """State after ``a`` pulses towards 1, from coefficients ``(c0, c1)``; saturated to [0, 1]."""
+def advance(w: Tensor, a: Tensor, first: Tensor, rate: Tensor, model: str) -> Tensor:
+    """State after ``a`` pulses, from the coefficients of :func:`law_coefficients`."""
     if model == "linear":
-        out = u + a * c0
-    elif model == "soft_bounds":
-        out = 1.0 - (1.0 - u) * torch.exp(a * c0)
-    elif model == "exponential":
-        out = u + (1.0 - u * c1) * (-torch.expm1(-c0 * a)) / c1
+        out = w + first * a
     else:
-        raise ValueError(f"unknown step model {model!r}")
+        out = w - (first - w) * torch.expm1(-(rate * a))
     return out.clamp_(0.0, 1.0)
 
 
 def potentiate(w: Tensor, a: Tensor, dp: Tensor, nu: Tensor, model: str) -> Tensor:
-    """Normalized state after ``a`` SET pulses (reference form, one branch)."""
-    return advance(w, a, *coefficients(dp, nu, model), model)
+    """Normalized state after ``a`` SET pulses (reference form of one branch)."""
+    return advance(w, a, *law_coefficients(dp, nu, model, True), model)
 
 
 def depress(w: Tensor, a: Tensor, dp: Tensor, nu: Tensor, model: str) -> Tensor:
-    """Normalized state after ``a`` RESET pulses: the SET law mirrored on ``1 - w``."""
-    return 1.0 - potentiate(1.0 - w, a, dp, nu, model)
+    """Normalized state after ``a`` RESET pulses (reference form of one branch)."""
+    return advance(w, a, *law_coefficients(dp, nu, model, False), model)

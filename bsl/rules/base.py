@@ -49,6 +49,12 @@ class LearningRule(ABC):
 
     def __init__(self, config: Any) -> None:
         self.config = config
+        self.rate_scale = 1.0
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the loop before epoch ``epoch`` (0-based): anneals the learning rate
+        (``update_probability`` or ``lr``) by ``config.anneal ** epoch``."""
+        self.rate_scale = self.config.anneal**epoch
 
     @abstractmethod
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:

@@ -37,7 +37,7 @@ class Manhattan(LearningRule):
                 below = layer.backward(delta, fwd) * p * (1 - p)
             pulse_update(
                 layer.store, fwd.x, layer.delta_matrix(delta),
-                probability=cfg.update_probability, reduce="sign", gen=gen,
+                probability=cfg.update_probability * self.rate_scale, reduce="sign", gen=gen,
             )
             if i > 0:
                 delta = below

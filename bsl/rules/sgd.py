@@ -22,7 +22,7 @@ class SoftwareSGD(LearningRule):
 
     @torch.no_grad()
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
-        lr = self.config.lr
+        lr = self.config.lr * self.rate_scale
         h = x
         fwds, probs = [], []
         for layer in net.layers:
