@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, TypeError) as exc:
+    except (UsageError, ValueError, OSError, TypeError) as exc:
         print(f"bsl {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.presets import DEFAULT_PRESET
+from devices.presets import DEFAULT_PRESET, get_preset
 from devices.toml_io import tomllib, write_toml_tables
 
 from .data import DATASETS
@@ -132,12 +133,13 @@ def _validate(c: TrainConfig) -> None:
         _fail("anneal", c.anneal, "must lie in (0, 1]")
     if not 0 <= c.dead_zone < 1:
         _fail("dead_zone", c.dead_zone, "must lie in [0, 1)")
-    if c.lr <= 0:
-        _fail("lr", c.lr, "must be > 0")
+    if not (c.lr > 0 and math.isfinite(c.lr)):
+        _fail("lr", c.lr, "must be a finite number > 0")
     if not 0 <= c.init_spread <= 1:
         _fail("init_spread", c.init_spread, "must lie in [0, 1]")
-    if c.gain_scale <= 0:
-        _fail("gain_scale", c.gain_scale, "must be > 0")
+    if not (c.gain_scale > 0 and math.isfinite(c.gain_scale)):
+        _fail("gain_scale", c.gain_scale, "must be a finite number > 0")
+    get_preset(c.preset)  # an unknown preset or a bad preset file fails here, for every rule
     parse_layers(c.layers)
 
 
@@ -156,8 +158,8 @@ def field_docs() -> dict[str, str]:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML run file into a dict of config fields (unknown names refused)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist or is not a file")
     with path.open("rb") as fh:
         try:
             data = tomllib.load(fh)

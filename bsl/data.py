@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc}); the file is corrupt or truncated") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
@@ -143,6 +144,12 @@ def _from_idx(name: str, folder: Path) -> Dataset:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+    train_hw, test_hw = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train_hw != test_hw:
+        raise DataError(
+            f"{folder}: train images are {train_hw[0]}x{train_hw[1]} but test images are "
+            f"{test_hw[0]}x{test_hw[1]}; both splits must have the same image size"
+        )
 
     def imgs(a: np.ndarray) -> Tensor:
         return torch.from_numpy(a.astype(np.float32) / 255.0)[:, None]

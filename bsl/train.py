@@ -110,7 +110,6 @@ def package_versions() -> dict[str, str]:
 
 def train(config: TrainConfig, *, dataset: Dataset | None = None) -> TrainResult:
     """Run one training as configured; write ``config.toml`` and ``summary.json``."""
-    run_dir = prepare_run_dir(config)
     data = dataset or load_dataset(
         config.dataset, data_dir=config.data_dir or None, seed=config.seed,
         train_limit=config.train_limit, test_limit=config.test_limit,
@@ -120,6 +119,7 @@ def train(config: TrainConfig, *, dataset: Dataset | None = None) -> TrainResult
         parse_layers(config.layers), data.input_shape, data.n_classes,
         store_factory(config, rule.uses_devices), config.gain_scale,
     )
+    run_dir = prepare_run_dir(config)
     save_config(config, run_dir / "config.toml")
     gen = torch.Generator().manual_seed(config.seed)
     order = torch.Generator().manual_seed(config.seed + 7)
