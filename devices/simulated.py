@@ -208,8 +208,12 @@ class SimulatedCrossbar(Crossbar):
         those rows and columns (then both tensors have the block's shape)."""
         m = self.model
 
+        flat = None if block is None else (block[0][:, None] * self.cols + block[1][None, :]).flatten()
+
         def sub(t: Tensor) -> Tensor:
-            return t if block is None else t[:, block[0][:, None], block[1][None, :]]
+            if flat is None:
+                return t
+            return t.reshape(2, -1).index_select(1, flat).view_as(direction)
 
         a = pulses
         if m.dw_min_std > 0:
@@ -231,15 +235,22 @@ class SimulatedCrossbar(Crossbar):
             moved = pulses > 0
             g_new = torch.where(moved, g_new, sub(self.g))
             t_new = torch.where(moved, torch.full_like(g_new, self.time), sub(self.t_prog))
-            self.t_prog = self._put(self.t_prog, t_new, block)
-        self.g = self._put(self.g, g_new, block)
-        self._cache = None
+            self.t_prog = self._put(self.t_prog, t_new, flat)
+        self.g = self._put(self.g, g_new, flat)
+        if flat is not None and self._cache is not None and m.drift_nu <= 0:
+            # Block update: refresh only the touched cells of the read cache.
+            diff, g_sq = self._cache
+            diff.view(-1).index_copy_(0, flat, (g_new[0] - g_new[1]).reshape(-1))
+            g_sq.view(-1).index_copy_(0, flat, (g_new[0].square() + g_new[1].square()).reshape(-1))
+        else:
+            self._cache = None
 
     @staticmethod
-    def _put(full: Tensor, part: Tensor, block: tuple[Tensor, Tensor] | None) -> Tensor:
-        if block is None:
+    def _put(full: Tensor, part: Tensor, flat: Tensor | None) -> Tensor:
+        """``part`` as the new state, or scattered into ``full`` at flat cell indices."""
+        if flat is None:
             return part
-        full[:, block[0][:, None], block[1][None, :]] = part
+        full.view(2, -1).index_copy_(1, flat, part.reshape(2, -1))
         return full
 
     # -- simulator extras -------------------------------------------------------
