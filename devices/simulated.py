@@ -64,6 +64,8 @@ class SimulatedCrossbar(Crossbar):
         for name, value in (("rows", rows), ("cols", cols)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} = {value!r}: must be a positive integer")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed = {seed!r}: must be a non-negative integer")
         if scheme not in SCHEMES:
             raise ValueError(f"scheme = {scheme!r}: must be one of {SCHEMES}")
         if init not in INIT_STATES:
