@@ -39,6 +39,8 @@ class Dense:
     """Fully connected layer: ``rows = n_in + 1`` (bias), ``cols = n_out``."""
 
     kind = "dense"
+    update_scale = 1.0
+    """Factor on the pulse probability of device rules (see :class:`Conv2d`)."""
 
     def __init__(self, n_in: int, n_out: int, store: WeightStore, gain_scale: float) -> None:
         if (store.rows, store.cols) != (n_in + 1, n_out):
@@ -88,6 +90,11 @@ class Conv2d:
         self.in_shape, self.kernel, self.stride, self.store = in_shape, kernel, stride, store
         self.out_channels = out_channels
         self.out_hw = ((h - kernel) // stride + 1, (w - kernel) // stride + 1)
+        # A sample adds one ternary product per output position into each kernel weight.
+        # Their sum grows like sqrt(positions) when the signs are uncorrelated and like
+        # positions when they agree; device rules scale the pulse probability by
+        # 1/sqrt(positions), between the two (on digits it beat both 1 and 1/positions).
+        self.update_scale = 1.0 / math.sqrt(self.out_hw[0] * self.out_hw[1])
         self.gain = gain_scale / math.sqrt(rows)
 
     @property

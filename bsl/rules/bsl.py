@@ -46,7 +46,7 @@ class BinaryStochasticLearning(LearningRule):
                 below = torch.sign(layer.backward(delta, fwd)) * stochastic_derivative(probs[i - 1], gen)
             pulse_update(
                 layer.store, fwd.x, layer.delta_matrix(delta),
-                probability=cfg.update_probability * self.rate_scale, reduce=cfg.batch_reduce, gen=gen,
+                probability=cfg.update_probability * self.rate_scale * layer.update_scale, reduce=cfg.batch_reduce, gen=gen,
             )
             if i > 0:
                 delta = below
