@@ -65,11 +65,17 @@ class TrainConfig:
     """How a mini-batch's ternary updates combine: ``sum`` (pulse counts) or ``sign``."""
     update_probability: float = 0.2
     """Each pulse is sent with this probability (device rules' learning rate), in (0, 1]."""
+    hidden_update_scale: float = 1.0
+    """Factor on ``update_probability`` for hidden layers (device rules); 1 = same as output
+    (the product must stay <= 1)."""
     anneal: float = 0.85
     """Per-epoch factor on ``update_probability`` (device rules) and ``lr`` (sgd): epoch ``e``
     (from 0) uses ``rate * anneal**e``."""
     dead_zone: float = 0.3
     """Output errors with ``|t - p|`` at or below this are not propagated (BSL)."""
+    hidden_dead_zone: float = 0.0
+    """Hidden errors (the transposed crossbar read, in gain-scaled weight units) at or below
+    this magnitude are not propagated (BSL); 0 = pure sign."""
     output_derivative: bool = False
     """Multiply the output sign error by the binary derivative (BSL)."""
     lr: float = 0.5
@@ -129,10 +135,14 @@ def _validate(c: TrainConfig) -> None:
             _fail(name, getattr(c, name), "must be >= 0")
     if not 0 < c.update_probability <= 1:
         _fail("update_probability", c.update_probability, "must lie in (0, 1]")
+    if not 0 <= c.hidden_update_scale * c.update_probability <= 1:
+        _fail("hidden_update_scale", c.hidden_update_scale, "must be >= 0, with update_probability * it <= 1")
     if not 0 < c.anneal <= 1:
         _fail("anneal", c.anneal, "must lie in (0, 1]")
     if not 0 <= c.dead_zone < 1:
         _fail("dead_zone", c.dead_zone, "must lie in [0, 1)")
+    if not (c.hidden_dead_zone >= 0 and math.isfinite(c.hidden_dead_zone)):
+        _fail("hidden_dead_zone", c.hidden_dead_zone, "must be a finite number >= 0")
     if not (c.lr > 0 and math.isfinite(c.lr)):
         _fail("lr", c.lr, "must be a finite number > 0")
     if not 0 <= c.init_spread <= 1:

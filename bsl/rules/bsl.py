@@ -43,10 +43,16 @@ class BinaryStochasticLearning(LearningRule):
         for i in range(last, -1, -1):
             layer, fwd = net.layers[i], fwds[i]
             if i > 0:
-                below = torch.sign(layer.backward(delta, fwd)) * stochastic_derivative(probs[i - 1], gen)
+                error = layer.backward(delta, fwd)
+                below = sign_with_dead_zone(error, cfg.hidden_dead_zone) * stochastic_derivative(
+                    probs[i - 1], gen
+                )
+            probability = cfg.update_probability * self.rate_scale * layer.update_scale
+            if i < last:
+                probability *= cfg.hidden_update_scale
             pulse_update(
                 layer.store, fwd.x, layer.delta_matrix(delta),
-                probability=cfg.update_probability * self.rate_scale * layer.update_scale, reduce=cfg.batch_reduce, gen=gen,
+                probability=probability, reduce=cfg.batch_reduce, gen=gen,
             )
             if i > 0:
                 delta = below

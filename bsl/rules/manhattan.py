@@ -35,9 +35,11 @@ class Manhattan(LearningRule):
             if i > 0:
                 p = probs[i - 1]
                 below = layer.backward(delta, fwd) * p * (1 - p)
+            probability = cfg.update_probability * self.rate_scale
+            if i < len(net.layers) - 1:
+                probability *= cfg.hidden_update_scale
             pulse_update(
-                layer.store, fwd.x, layer.delta_matrix(delta),
-                probability=cfg.update_probability * self.rate_scale, reduce="sign", gen=gen,
+                layer.store, fwd.x, layer.delta_matrix(delta), probability=probability, reduce="sign", gen=gen
             )
             if i > 0:
                 delta = below
