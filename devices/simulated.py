@@ -31,6 +31,9 @@ from .presets import resolve_model
 from .steps import advance, law_coefficients
 
 INIT_STATES = ("mid", "min", "max", "random")
+#: A pulse update computes only the pulsed cells when they are fewer than this fraction
+#: of the selected ones (gathering them costs more than a dense pass beyond it).
+SPARSE_FRACTION = 0.4
 
 
 class SimulatedCrossbar(Crossbar):
@@ -191,26 +194,33 @@ class SimulatedCrossbar(Crossbar):
         total = int(magnitude.sum().item())
         if total == 0:
             return
+        flat = None
+        if block is not None:
+            flat = (block[0][:, None] * self.cols + block[1][None, :]).flatten()
+            counts, magnitude = counts.flatten(), magnitude.flatten()
+        touched = torch.nonzero(magnitude.flatten()).flatten()
+        if touched.numel() < SPARSE_FRACTION * magnitude.numel():
+            # Only the cells that receive pulses are computed.
+            flat = touched if flat is None else flat[touched]
+            counts, magnitude = counts.flatten()[touched], magnitude.flatten()[touched]
         pulses = magnitude.to(self.dtype)
         sign = counts.sign().to(self.dtype)
         if self.scheme == "push_pull":
             # G+ moves in the count's direction, G- the opposite way.
-            self._step(torch.stack((pulses, pulses)), torch.stack((sign, -sign)), block)
+            self._step(torch.stack((pulses, pulses)), torch.stack((sign, -sign)), flat)
             self.counters.set_pulses += total
             self.counters.reset_pulses += total
         else:
             # set_only: SET pulses on G+ for positive counts, on G- for negative ones.
             on_plus, on_minus = (sign > 0).to(self.dtype), (sign < 0).to(self.dtype)
-            self._step(pulses * torch.stack((on_plus, on_minus)), torch.stack((on_plus, on_minus)), block)
+            self._step(pulses * torch.stack((on_plus, on_minus)), torch.stack((on_plus, on_minus)), flat)
             self.counters.set_pulses += total
 
-    def _step(self, pulses: Tensor, direction: Tensor, block: tuple[Tensor, Tensor] | None) -> None:
+    def _step(self, pulses: Tensor, direction: Tensor, flat: Tensor | None) -> None:
         """Move devices by ``pulses`` (float counts, >= 0); ``direction`` is +1 (SET),
-        -1 (RESET) or 0 per device. ``block = (rows, cols)`` restricts the update to
-        those rows and columns (then both tensors have the block's shape)."""
+        -1 (RESET) or 0 per device. Both are ``(2, rows, cols)``, or ``(2, n)`` for the
+        ``n`` cells at the flat (row-major) indices ``flat``."""
         m = self.model
-
-        flat = None if block is None else (block[0][:, None] * self.cols + block[1][None, :]).flatten()
 
         def sub(t: Tensor) -> Tensor:
             if flat is None:
