@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.presets import DEFAULT_PRESET, get_preset
-from devices.toml_io import tomllib, write_toml_tables
+from devices.toml_io import read_toml, write_toml_tables
 
 from .data import DATASETS
 from .network import INFERENCE_MODES, parse_layers
@@ -167,14 +167,7 @@ def field_docs() -> dict[str, str]:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML run file into a dict of config fields (unknown names refused)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist or is not a file")
-    with path.open("rb") as fh:
-        try:
-            data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, "config file")
     table = data.get("train", data)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(table) - known)

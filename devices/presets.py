@@ -10,17 +10,11 @@ accepts either a name below or such a file's path.
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from .physics import DeviceModel
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .toml_io import read_toml, write_toml_tables
 
 DEFAULT_PRESET = "rram"
 
@@ -121,15 +115,7 @@ def resolve_model(model: DeviceModel | str | Path | None) -> DeviceModel:
 
 def load_preset_file(path: str | Path) -> DeviceModel:
     """Read a preset TOML file (a ``[device]`` table of DeviceModel fields)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"preset file {path} does not exist")
-    with path.open("rb") as fh:
-        try:
-            data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"preset file {path}: not valid TOML ({exc})") from exc
-    table = data.get("device")
+    table = read_toml(path, "preset file").get("device")
     if not isinstance(table, dict):
         raise ValueError(f"preset file {path}: expected a [device] table")
     try:
@@ -142,28 +128,8 @@ def save_preset_file(
     model: DeviceModel, path: str | Path, *, meta: dict[str, Any] | None = None
 ) -> Path:
     """Write ``model`` as a preset TOML file (optionally with a ``[meta]`` table)."""
-    path = Path(path)
-    lines = ["# memristor-bsl device preset: conductances in S, times in s, voltages in V", ""]
-    if meta:
-        lines.append("[meta]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in meta.items()]
-        lines.append("")
-    lines.append("[device]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in model.to_dict().items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot write non-finite value {value!r} to a preset file")
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    raise TypeError(f"cannot write {type(value).__name__} to a preset file")
+    tables = {"meta": meta} if meta else {}
+    tables["device"] = model.to_dict()
+    return write_toml_tables(
+        path, tables, header="memristor-bsl device preset: conductances in S, times in s, voltages in V"
+    )

@@ -12,7 +12,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["tomllib", "toml_value", "write_toml_tables"]
+__all__ = ["read_toml", "toml_value", "write_toml_tables"]
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; ``what`` names the kind of file in error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist or is not a file")
+    with path.open("rb") as fh:
+        try:
+            return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{what} {path}: not valid TOML ({exc})") from exc
 
 
 def toml_value(value: Any) -> str:

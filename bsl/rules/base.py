@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..binarize import stochastic_round
+from ..layers import Forward, Layer
 from ..network import Network
 from ..stores import WeightStore
 
@@ -67,6 +68,33 @@ def step_stats(p_out: Tensor, target: Tensor) -> StepStats:
     p = p_out.clamp(1e-7, 1 - 1e-7)
     loss = float(-(target * p.log() + (1 - target) * (1 - p).log()).sum(1).mean())
     return StepStats(correct, loss)
+
+
+def analog_backprop(
+    net: Network, x: Tensor, target: Tensor, update: Callable[[int, Layer, Forward, Tensor], None]
+) -> Tensor:
+    """Ordinary backpropagation with analog signals (sigmoid units, output error ``t - p``).
+
+    Runs the forward pass, then from the top layer down calls ``update(index, layer,
+    forward, delta)`` after the error below has been read (so reads see the old
+    weights); returns the output probabilities."""
+    h = x
+    fwds, probs = [], []
+    for layer in net.layers:
+        fwd = layer.forward(h)
+        h = torch.sigmoid(fwd.a)
+        fwds.append(fwd)
+        probs.append(h)
+    delta = target - probs[-1]
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer, fwd = net.layers[i], fwds[i]
+        if i > 0:
+            p = probs[i - 1]
+            below = layer.backward(delta, fwd) * p * (1 - p)
+        update(i, layer, fwd, delta)
+        if i > 0:
+            delta = below
+    return probs[-1]
 
 
 def pulse_update(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..layers import Forward, Layer
 from ..network import Network
-from .base import LearningRule, StepStats, pulse_update, register, step_stats
+from .base import LearningRule, StepStats, analog_backprop, pulse_update, register, step_stats
 
 
 @register("manhattan")
@@ -22,25 +23,14 @@ class Manhattan(LearningRule):
     @torch.no_grad()
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
         cfg = self.config
-        h = x
-        fwds, probs = [], []
-        for layer in net.layers:
-            fwd = layer.forward(h)
-            h = torch.sigmoid(fwd.a)
-            fwds.append(fwd)
-            probs.append(h)
-        delta = target - probs[-1]
-        for i in range(len(net.layers) - 1, -1, -1):
-            layer, fwd = net.layers[i], fwds[i]
-            if i > 0:
-                p = probs[i - 1]
-                below = layer.backward(delta, fwd) * p * (1 - p)
+        top = len(net.layers) - 1
+
+        def update(i: int, layer: Layer, fwd: Forward, delta: Tensor) -> None:
             probability = cfg.update_probability * self.rate_scale
-            if i < len(net.layers) - 1:
+            if i < top:
                 probability *= cfg.hidden_update_scale
             pulse_update(
                 layer.store, fwd.x, layer.delta_matrix(delta), probability=probability, reduce="sign", gen=gen
             )
-            if i > 0:
-                delta = below
-        return step_stats(probs[-1], target)
+
+        return step_stats(analog_backprop(net, x, target, update), target)

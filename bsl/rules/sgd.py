@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..layers import Forward, Layer
 from ..network import Network
-from .base import LearningRule, StepStats, register, step_stats
+from .base import LearningRule, StepStats, analog_backprop, register, step_stats
 
 
 @register("sgd")
@@ -22,22 +23,9 @@ class SoftwareSGD(LearningRule):
 
     @torch.no_grad()
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
-        lr = self.config.lr * self.rate_scale
-        h = x
-        fwds, probs = [], []
-        for layer in net.layers:
-            fwd = layer.forward(h)
-            h = torch.sigmoid(fwd.a)
-            fwds.append(fwd)
-            probs.append(h)
-        delta = target - probs[-1]
-        n = x.shape[0]
-        for i in range(len(net.layers) - 1, -1, -1):
-            layer, fwd = net.layers[i], fwds[i]
-            if i > 0:
-                p = probs[i - 1]
-                below = layer.backward(delta, fwd) * p * (1 - p)
-            layer.store.add((lr * layer.gain / n) * (fwd.x.T @ layer.delta_matrix(delta)))
-            if i > 0:
-                delta = below
-        return step_stats(probs[-1], target)
+        scale = self.config.lr * self.rate_scale / x.shape[0]
+
+        def update(i: int, layer: Layer, fwd: Forward, delta: Tensor) -> None:
+            layer.store.add((scale * layer.gain) * (fwd.x.T @ layer.delta_matrix(delta)))
+
+        return step_stats(analog_backprop(net, x, target, update), target)
