@@ -50,6 +50,11 @@ class TrainConfig:
     """Device preset name or preset TOML file."""
     scheme: str = "push_pull"
     """Differential-pair update scheme: ``push_pull`` or ``set_only``."""
+    carry_period: int = 0
+    """Periodic carry: every this many updates, transfer a low-significance array into the
+    high-significance one (0 = off, one array per layer)."""
+    carry_significance: float = 8.0
+    """Periodic carry: how much finer the low-significance array's weight is (> 1)."""
     layers: str = "128"
     """Hidden layers, e.g. ``512`` or ``c8k5s2,64`` (output layer added)."""
     init_spread: float = 0.3
@@ -130,7 +135,9 @@ def _validate(c: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "eval_samples"):
         if getattr(c, name) < 1:
             _fail(name, getattr(c, name), "must be >= 1")
-    for name in ("train_limit", "test_limit", "seed"):
+    if not (c.carry_significance > 1 and math.isfinite(c.carry_significance)):
+        _fail("carry_significance", c.carry_significance, "must be a finite number > 1")
+    for name in ("train_limit", "test_limit", "seed", "carry_period"):
         if getattr(c, name) < 0:
             _fail(name, getattr(c, name), "must be >= 0")
     if not 0 < c.update_probability <= 1:

@@ -41,6 +41,10 @@ class WeightStore(ABC):
         """Add a float increment (software stores only)."""
         raise TypeError(f"{type(self).__name__} lives on devices: it only takes pulses")
 
+    def counters(self) -> dict[str, int]:
+        """Device operation counters summed over the store's arrays (empty for float weights)."""
+        return {}
+
 
 class CrossbarStore(WeightStore):
     """Weights held by a :class:`devices.Crossbar`; inputs become read voltages.
@@ -75,6 +79,65 @@ class CrossbarStore(WeightStore):
 
     def pulse(self, counts: Tensor, rows: Tensor | None = None, cols: Tensor | None = None) -> None:
         self.crossbar.apply_pulses(counts, rows=rows, cols=cols)
+
+    def counters(self) -> dict[str, int]:
+        return self.crossbar.counters.as_dict()
+
+
+class CarryStore(WeightStore):
+    """Periodic carry (Ambrogio et al., Nature 2018): two crossbars per weight matrix.
+
+    The weight is ``W = W_msb + W_lsb / significance`` (each ``W_*`` a normalized
+    differential weight). Every pulse goes to the low-significance array; every
+    ``period`` updates its weights are read out, transferred into the high-significance
+    array as ``round(W_lsb / (significance * msb_step))`` pulses (``msb_step`` the nominal
+    weight change of one pulse there), and the low-significance devices are programmed
+    back to mid-range by program-and-verify. The weight thus moves in steps
+    ``significance`` times finer than one device allows.
+    """
+
+    def __init__(self, msb: Crossbar, lsb: Crossbar, significance: float, period: int) -> None:
+        if (msb.rows, msb.cols) != (lsb.rows, lsb.cols):
+            raise ValueError("carry: both arrays must have the same shape")
+        if not significance > 1 or period < 1:
+            raise ValueError(f"carry: significance {significance!r} must be > 1 and period {period!r} >= 1")
+        self.msb, self.lsb = CrossbarStore(msb), CrossbarStore(lsb)
+        self.rows, self.cols = msb.rows, msb.cols
+        self.significance, self.period = float(significance), int(period)
+        self.updates = 0
+        self.carries = 0
+        g_min, g_max = lsb.g_bounds
+        self._mid = torch.full((2, lsb.rows, lsb.cols), (g_min + g_max) / 2, dtype=lsb.dtype)
+        self._tolerance = max(lsb.nominal_steps)
+        up, down = msb.nominal_steps
+        self._msb_step = (up + down) / (msb.g_bounds[1] - msb.g_bounds[0])  # push-pull: both move
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.msb.forward(x) + self.lsb.forward(x) / self.significance
+
+    def backward(self, d: Tensor) -> Tensor:
+        return self.msb.backward(d) + self.lsb.backward(d) / self.significance
+
+    def weights(self) -> Tensor:
+        return self.msb.weights() + self.lsb.weights() / self.significance
+
+    def pulse(self, counts: Tensor, rows: Tensor | None = None, cols: Tensor | None = None) -> None:
+        self.lsb.pulse(counts, rows, cols)
+        self.updates += 1
+        if self.updates % self.period == 0:
+            self.carry()
+
+    def carry(self) -> None:
+        """Transfer the low-significance weights into the high-significance array."""
+        moves = torch.round(self.lsb.weights() / (self.significance * self._msb_step)).to(torch.int64)
+        if bool(moves.any()):
+            self.msb.pulse(moves)
+        self.lsb.crossbar.program_and_verify(self._mid, tolerance=self._tolerance, max_iterations=20)
+        self.carries += 1
+
+    def counters(self) -> dict[str, int]:
+        msb, lsb = self.msb.counters(), self.lsb.counters()
+        return {k: msb[k] + lsb[k] for k in msb}
 
 
 class FloatStore(WeightStore):

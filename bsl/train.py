@@ -27,7 +27,7 @@ from .config import TrainConfig, save_config
 from .data import Dataset, load_dataset
 from .network import Network, StoreFactory, build_network, parse_layers
 from .rules import get_rule
-from .stores import CrossbarStore, FloatStore, WeightStore, random_float_weights
+from .stores import CarryStore, CrossbarStore, FloatStore, WeightStore, random_float_weights
 
 EVAL_CHUNK = 2000
 
@@ -52,12 +52,17 @@ def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
     def make(rows: int, cols: int, index: int) -> WeightStore:
         if not uses_devices:
             return FloatStore(config.init_spread * random_float_weights(rows, cols, init_gen))
-        crossbar = SimulatedCrossbar(
-            rows, cols, config.preset, seed=config.seed * 1000 + index,
-            scheme=config.scheme, init="mid",  # type: ignore[arg-type]
-            init_spread=config.init_spread,
-        )
-        return CrossbarStore(crossbar)
+        def array(seed: int, spread: float) -> SimulatedCrossbar:
+            return SimulatedCrossbar(
+                rows, cols, config.preset, seed=seed, scheme=config.scheme,  # type: ignore[arg-type]
+                init="mid", init_spread=spread,
+            )
+
+        msb = array(config.seed * 1000 + index, config.init_spread)
+        if config.carry_period == 0:
+            return CrossbarStore(msb)
+        lsb = array(config.seed * 1000 + 500 + index, 0.0)
+        return CarryStore(msb, lsb, config.carry_significance, config.carry_period)
 
     return make
 
@@ -87,14 +92,8 @@ def evaluate(net: Network, x: Tensor, y: Tensor, mode: str, samples: int, seed: 
 
 
 def pulse_counts(net: Network) -> list[dict[str, int]]:
-    """Per layer: the crossbar's operation counters (empty for float layers)."""
-    out = []
-    for store in net.stores():
-        if isinstance(store, CrossbarStore):
-            out.append(store.crossbar.counters.as_dict())
-        else:
-            out.append({})
-    return out
+    """Per layer: the device operation counters (empty for float layers)."""
+    return [store.counters() for store in net.stores()]
 
 
 def package_versions() -> dict[str, str]:
