@@ -83,7 +83,7 @@ class TrainConfig:
     this magnitude are not propagated (BSL); 0 = pure sign."""
     output_derivative: bool = False
     """Multiply the output sign error by the binary derivative (BSL)."""
-    lr: float = 0.5
+    lr: float = 1.0
     """Learning rate of the ``sgd`` float baseline."""
     inference: str = "deterministic"
     """Inference mode of the per-epoch test accuracy: ``deterministic`` or ``stochastic``."""
