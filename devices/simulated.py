@@ -198,9 +198,9 @@ class SimulatedCrossbar(Crossbar):
         if block is not None:
             flat = (block[0][:, None] * self.cols + block[1][None, :]).flatten()
             counts, magnitude = counts.flatten(), magnitude.flatten()
-        touched = torch.nonzero(magnitude.flatten()).flatten()
-        if touched.numel() < SPARSE_FRACTION * magnitude.numel():
+        if int(torch.count_nonzero(magnitude)) < SPARSE_FRACTION * magnitude.numel():
             # Only the cells that receive pulses are computed.
+            touched = torch.nonzero(magnitude.flatten()).flatten()
             flat = touched if flat is None else flat[touched]
             counts, magnitude = counts.flatten()[touched], magnitude.flatten()[touched]
         pulses = magnitude.to(self.dtype)
