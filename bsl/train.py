@@ -52,6 +52,7 @@ def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
     def make(rows: int, cols: int, index: int) -> WeightStore:
         if not uses_devices:
             return FloatStore(config.init_spread * random_float_weights(rows, cols, init_gen))
+
         def array(seed: int, spread: float) -> SimulatedCrossbar:
             return SimulatedCrossbar(
                 rows, cols, config.preset, seed=seed, scheme=config.scheme,  # type: ignore[arg-type]
