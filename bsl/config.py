@@ -115,9 +115,10 @@ def _fail(name: str, value: Any, requirement: str) -> None:
 def _validate(c: TrainConfig) -> None:
     from .rules import RULES
 
+    kinds: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str, "bool": bool}
     for f in dataclasses.fields(c):
         value = getattr(c, f.name)
-        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[str(f.type)]
+        expected = kinds[str(f.type)]
         if not isinstance(value, expected) or (isinstance(value, bool) and f.type != "bool"):
             _fail(f.name, value, f"must be of type {f.type}")
     if c.dataset not in DATASETS:

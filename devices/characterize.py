@@ -322,7 +322,7 @@ def _parse_trace(reader: Any, path: Path) -> Trace:
             if raw == "":
                 raise ValueError(f"{path}, line {line}, column {name!r}: missing value")
             values[name] = _parse_value(raw, name, path, line)
-        key = (values["device"], values["cycle"], values["polarity"], values["pulse"])
+        key = (int(values["device"]), int(values["cycle"]), str(values["polarity"]), int(values["pulse"]))
         if key in seen:
             raise ValueError(
                 f"{path}, line {line}, column 'pulse': device {key[0]}, cycle {key[1]}, "

@@ -67,7 +67,7 @@ MIN_NOISE_STEPS = 20
 
 
 def branch_law(
-    u: np.ndarray, n: np.ndarray | float, dp: np.ndarray | float, nu: np.ndarray | float, model: str
+    u: np.ndarray | float, n: np.ndarray | float, dp: np.ndarray | float, nu: np.ndarray | float, model: str
 ) -> np.ndarray:
     """Normalized state after ``n`` pulses towards 1 from ``u`` (numpy twin of
     :func:`devices.steps.potentiate`): ``u`` is ``w`` for SET and ``1 - w`` for RESET,
@@ -221,7 +221,7 @@ class _Packing:
 
     def unpack(self, x: np.ndarray) -> _Params:
         v = dict(zip(self.names, x.tolist(), strict=True))
-        dp_up = v.get("dp_up", v.get("dp_down"))
+        dp_up = v["dp_up"] if "dp_up" in v else v["dp_down"]
         dp_down = v.get("dp_down", dp_up)
         nu_up = v.get("nu_up", v.get("nu_down", 0.0))
         nu_down = v.get("nu_down", nu_up)
