@@ -110,7 +110,9 @@ class CarryStore(WeightStore):
         self._mid = torch.full((2, lsb.rows, lsb.cols), (g_min + g_max) / 2, dtype=lsb.dtype)
         self._tolerance = max(lsb.nominal_steps)
         up, down = msb.nominal_steps
-        self._msb_step = (up + down) / (msb.g_bounds[1] - msb.g_bounds[0])  # push-pull: both move
+        # Weight change of one msb pulse: push_pull moves both devices, set_only one (SET).
+        moved = up + down if msb.scheme == "push_pull" else up
+        self._msb_step = moved / (msb.g_bounds[1] - msb.g_bounds[0])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.msb.forward(x) + self.lsb.forward(x) / self.significance
