@@ -91,6 +91,13 @@ class TrainConfig:
     """Binary passes averaged in ``stochastic`` inference."""
     seed: int = 0
     """Seeds devices, data order and every random draw."""
+    trace: bool = True
+    """Write the trace file ``RUN_DIR/traces.h5`` (metrics, pulses, conductance snapshots)."""
+    snapshot_every: int = 0
+    """Also snapshot conductances every this many batches (0: only at the start and after
+    every epoch)."""
+    checkpoint_every: int = 0
+    """Also checkpoint every this many batches (0: at the start and after every epoch)."""
     out: str = ""
     """Run folder (default ``runs/<rule>-<dataset>-<time>``)."""
     progress: bool = True
@@ -138,7 +145,7 @@ def _validate(c: TrainConfig) -> None:
             _fail(name, getattr(c, name), "must be >= 1")
     if not (c.carry_significance > 1 and math.isfinite(c.carry_significance)):
         _fail("carry_significance", c.carry_significance, "must be a finite number > 1")
-    for name in ("train_limit", "test_limit", "seed", "carry_period"):
+    for name in ("train_limit", "test_limit", "seed", "carry_period", "snapshot_every", "checkpoint_every"):
         if getattr(c, name) < 0:
             _fail(name, getattr(c, name), "must be >= 0")
     if not 0 < c.update_probability <= 1:

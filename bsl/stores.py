@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -44,6 +46,33 @@ class WeightStore(ABC):
     def counters(self) -> dict[str, int]:
         """Device operation counters summed over the store's arrays (empty for float weights)."""
         return {}
+
+    @abstractmethod
+    def description(self) -> dict[str, Any]:
+        """What holds the weights (JSON-serializable), for run records."""
+
+    def drain_events(self) -> list[tuple[str, str]]:
+        """``(kind, message)`` events since the last call (e.g. verify failures)."""
+        return []
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Named ``rows x cols`` arrays for the trace file: conductances ``g_plus``,
+        ``g_minus`` (S) for device stores, ``weight`` (weight units) for float ones."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint needs to continue exactly from here."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def _pair(g: Tensor, prefix: str = "") -> dict[str, np.ndarray]:
+    """A ``(2, rows, cols)`` conductance tensor as named float64 arrays (S)."""
+    g = g.detach().cpu().double()
+    return {f"{prefix}g_plus": g[0].numpy(), f"{prefix}g_minus": g[1].numpy()}
 
 
 class CrossbarStore(WeightStore):
@@ -83,6 +112,18 @@ class CrossbarStore(WeightStore):
     def counters(self) -> dict[str, int]:
         return self.crossbar.counters.as_dict()
 
+    def description(self) -> dict[str, Any]:
+        return {"store": "crossbar", "crossbar": self.crossbar.description()}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return _pair(self.crossbar.snapshot_conductances())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"crossbar": self.crossbar.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.crossbar.load_state_dict(state["crossbar"])
+
 
 class CarryStore(WeightStore):
     """Periodic carry (Ambrogio et al., Nature 2018): two crossbars per weight matrix.
@@ -106,6 +147,8 @@ class CarryStore(WeightStore):
         self.significance, self.period = float(significance), int(period)
         self.updates = 0
         self.carries = 0
+        self._events: list[tuple[str, str]] = []
+        self._worst_verify = 0
         g_min, g_max = lsb.g_bounds
         self._mid = torch.full((2, lsb.rows, lsb.cols), (g_min + g_max) / 2, dtype=lsb.dtype)
         self._tolerance = max(lsb.nominal_steps)
@@ -134,12 +177,39 @@ class CarryStore(WeightStore):
         moves = torch.round(self.lsb.weights() / (self.significance * self._msb_step)).to(torch.int64)
         if bool(moves.any()):
             self.msb.pulse(moves)
-        self.lsb.crossbar.program_and_verify(self._mid, tolerance=self._tolerance, max_iterations=20)
+        result = self.lsb.crossbar.program_and_verify(self._mid, tolerance=self._tolerance, max_iterations=20)
         self.carries += 1
+        if result.n_failed > self._worst_verify:  # report when failures grow, not every carry
+            self._worst_verify = result.n_failed
+            self._events.append(("verify_failure", f"carry {self.carries}: {result.n_failed} low-significance"
+                                 f" devices missed mid-range by more than {self._tolerance:.3g} S"))
 
     def counters(self) -> dict[str, int]:
         msb, lsb = self.msb.counters(), self.lsb.counters()
         return {k: msb[k] + lsb[k] for k in msb}
+
+    def description(self) -> dict[str, Any]:
+        return {"store": "carry", "significance": self.significance, "period": self.period,
+                "msb": self.msb.crossbar.description(), "lsb": self.lsb.crossbar.description()}
+
+    def drain_events(self) -> list[tuple[str, str]]:
+        events, self._events = self._events, []
+        return events
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The high-significance pair as ``g_plus``/``g_minus``, the low one as ``lsb_*``."""
+        return {**_pair(self.msb.crossbar.snapshot_conductances()),
+                **_pair(self.lsb.crossbar.snapshot_conductances(), "lsb_")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"msb": self.msb.state_dict(), "lsb": self.lsb.state_dict(),
+                "updates": self.updates, "carries": self.carries, "worst_verify": self._worst_verify}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.msb.load_state_dict(state["msb"])
+        self.lsb.load_state_dict(state["lsb"])
+        self.updates, self.carries = int(state["updates"]), int(state["carries"])
+        self._worst_verify = int(state["worst_verify"])
 
 
 class FloatStore(WeightStore):
@@ -162,6 +232,21 @@ class FloatStore(WeightStore):
 
     def add(self, delta: Tensor) -> None:
         self.w += delta
+
+    def description(self) -> dict[str, Any]:
+        return {"store": "float", "rows": self.rows, "cols": self.cols}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {"weight": self.w.detach().cpu().double().numpy().copy()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"w": self.w.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        w = state["w"]
+        if tuple(w.shape) != (self.rows, self.cols):
+            raise ValueError(f"state holds a {tuple(w.shape)} matrix, this store is {(self.rows, self.cols)}")
+        self.w = w.to(self.w.dtype).clone()
 
 
 def random_float_weights(rows: int, cols: int, gen: torch.Generator) -> Tensor:

@@ -1,17 +1,22 @@
-"""The training loop: data, network, rule, progress, evaluation and ``summary.json``.
+"""The training loop: data, network, rule, progress, evaluation, run files and resume.
 
 The loop knows rules only by ``train_step`` and devices only through
 :class:`bsl.stores.WeightStore`; it never changes when a rule is added.
+
+A run folder holds ``config.toml``, ``traces.h5`` (see :mod:`bsl.traces`), the latest
+``checkpoint.pt`` (at the start, after every epoch, and every ``checkpoint_every``
+batches) and, once finished, ``summary.json``. :func:`resume` continues an
+interrupted run from its checkpoint and, on the simulator, ends with exactly the
+numbers of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +28,32 @@ from tqdm.auto import tqdm
 from devices import SimulatedCrossbar
 
 from . import __version__
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, save_config
 from .data import Dataset, load_dataset
 from .network import Network, StoreFactory, build_network, parse_layers
-from .rules import get_rule
+from .rules import LearningRule, StepStats, get_rule
+from .rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    TRACE_FILE,
+    RunDirError,
+    git_commit,
+    package_versions,
+    prepare_run_dir,
+)
 from .stores import CarryStore, CrossbarStore, FloatStore, WeightStore, random_float_weights
+from .traces import TraceWriter
+
+__all__ = ["RunDirError", "StepCallback", "TrainResult", "evaluate", "prepare_run_dir", "resume",
+           "store_factory", "train"]
 
 EVAL_CHUNK = 2000
 
-
-class RunDirError(ValueError):
-    """The run folder cannot be created or written."""
+StepCallback = Callable[[int, int, StepStats], None]
+"""Called after every batch is recorded, as ``on_step(step, epoch, stats)`` (``step``
+counts batches from 1, ``epoch`` from 0)."""
 
 
 @dataclass
@@ -43,6 +63,29 @@ class TrainResult:
     summary: dict[str, Any]
     network: Network
     run_dir: Path
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands; saved in every checkpoint."""
+
+    epoch: int = 0
+    """Epoch in progress (0-based); ``epochs`` once training is done."""
+    position: int = 0
+    """Samples of that epoch already trained."""
+    step: int = 0
+    """Batches trained since the start."""
+    correct: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    epoch_wall: float = 0.0
+    train_wall: float = 0.0
+    wall_s: float = 0.0
+    """Elapsed time of the work kept (up to the latest checkpoint), s."""
+    resumes: int = 0
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    perm: Tensor | None = None
+    """This epoch's sample order."""
 
 
 def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
@@ -68,20 +111,6 @@ def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
     return make
 
 
-def prepare_run_dir(config: TrainConfig) -> Path:
-    """Create the run folder (checking it is writable before any work starts)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(config.out or f"runs/{config.rule}-{config.dataset}-{stamp}")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise RunDirError(f"output folder {run_dir} is not writable ({exc.strerror or exc})") from exc
-    return run_dir
-
-
 def evaluate(net: Network, x: Tensor, y: Tensor, mode: str, samples: int, seed: int) -> float:
     """Accuracy of ``net`` on ``(x, y)`` in an inference mode (see :mod:`bsl.network`)."""
     gen = torch.Generator().manual_seed(seed)
@@ -97,102 +126,273 @@ def pulse_counts(net: Network) -> list[dict[str, int]]:
     return [store.counters() for store in net.stores()]
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages a result depends on."""
-    versions = {"memristor-bsl": __version__, "python": platform.python_version()}
-    for name in ("torch", "numpy", "scipy", "h5py", "pyvisa"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+def train(config: TrainConfig, *, dataset: Dataset | None = None,
+          on_step: StepCallback | None = None) -> TrainResult:
+    """Run one training as configured, recording it in a new run folder."""
+    session = _Session(config, dataset)
+    session.run_dir = prepare_run_dir(config.out, f"{config.rule}-{config.dataset}")
+    save_config(config, session.run_dir / CONFIG_FILE)
+    session.checkpoint()  # first, so that a trace file always has a checkpoint beside it
+    session.start_trace()
+    return session.run(on_step)
 
 
-def train(config: TrainConfig, *, dataset: Dataset | None = None) -> TrainResult:
-    """Run one training as configured; write ``config.toml`` and ``summary.json``."""
-    data = dataset or load_dataset(
-        config.dataset, data_dir=config.data_dir or None, seed=config.seed,
-        train_limit=config.train_limit, test_limit=config.test_limit,
-    )
-    rule = get_rule(config.rule)(config)
-    net = build_network(
-        parse_layers(config.layers), data.input_shape, data.n_classes,
-        store_factory(config, rule.uses_devices), config.gain_scale,
-    )
-    run_dir = prepare_run_dir(config)
-    save_config(config, run_dir / "config.toml")
-    gen = torch.Generator().manual_seed(config.seed)
-    order = torch.Generator().manual_seed(config.seed + 7)
-    eye = torch.eye(data.n_classes)
-    n = len(data.y_train)
-    epochs: list[dict[str, Any]] = []
-    train_wall = 0.0
-    started = time.perf_counter()
-    for epoch in range(config.epochs):
-        perm = torch.randperm(n, generator=order)
-        rule.start_epoch(epoch)
-        correct = 0
-        loss_sum = 0.0
-        seen = 0
-        t0 = time.perf_counter()
-        with tqdm(total=n, desc=f"epoch {epoch + 1}/{config.epochs}", unit="sample",
-                  disable=not config.progress, leave=True, dynamic_ncols=True) as bar:
-            for start in range(0, n, config.batch_size):
-                idx = perm[start:start + config.batch_size]
-                stats = rule.train_step(net, data.x_train[idx], eye[data.y_train[idx]], gen)
-                correct += stats.correct
-                loss_sum += stats.loss * len(idx)
-                seen += len(idx)
-                bar.update(len(idx))
-                if bar.n == n or (start // config.batch_size) % 50 == 0:
-                    bar.set_postfix(acc=f"{correct / seen:.3f}", pulses=_total_pulses(net), refresh=False)
-        epoch_wall = time.perf_counter() - t0
-        train_wall += epoch_wall
-        test_acc = evaluate(net, data.x_test, data.y_test, config.inference, config.eval_samples,
-                            config.seed + 100 + epoch)
-        epochs.append({
-            "epoch": epoch + 1, "train_running_accuracy": correct / seen, "train_loss": loss_sum / seen,
-            "test_accuracy": test_acc, "wall_s": epoch_wall,
+def resume(run_dir: str | Path, *, dataset: Dataset | None = None, on_step: StepCallback | None = None,
+           progress: bool | None = None) -> TrainResult:
+    """Continue the run in ``run_dir`` from its latest checkpoint (same config, data
+    order, device state and random streams). ``dataset`` must be given again if the
+    run was started with one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        raise RunDirError(f"nothing to resume in {run_dir}: no {CHECKPOINT_FILE} there")
+    state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    config = TrainConfig(**state["config"])
+    if progress is not None:
+        config = config.replace(progress=progress)
+    if (run_dir / SUMMARY_FILE).exists() and state["loop"]["epoch"] >= config.epochs:
+        raise RunDirError(f"the run in {run_dir} has already finished ({SUMMARY_FILE} is there)")
+    session = _Session(config, dataset)
+    session.run_dir = run_dir
+    session.load_state(state)
+    session.reopen_trace()
+    return session.run(on_step)
+
+
+class _Session:
+    """One training run in one process: built fresh or from a checkpoint."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None) -> None:
+        self.config = config
+        self.data = dataset or load_dataset(
+            config.dataset, data_dir=config.data_dir or None, seed=config.seed,
+            train_limit=config.train_limit, test_limit=config.test_limit,
+        )
+        self.rule: LearningRule = get_rule(config.rule)(config)
+        self.net = build_network(
+            parse_layers(config.layers), self.data.input_shape, self.data.n_classes,
+            store_factory(config, self.rule.uses_devices), config.gain_scale,
+        )
+        self.stores = self.net.stores()
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.order = torch.Generator().manual_seed(config.seed + 7)
+        self.loop = LoopState()
+        self.run_dir = Path(".")
+        self.writer: TraceWriter | None = None
+        self._mark = time.perf_counter()
+
+    def _tick(self) -> None:
+        """Add the time since the last tick to the run's elapsed time."""
+        now = time.perf_counter()
+        self.loop.wall_s += now - self._mark
+        self._mark = now
+
+    # -- run files ----------------------------------------------------------------
+    def start_trace(self) -> None:
+        if not self.config.trace:
+            return
+        snaps = [store.snapshot() for store in self.stores]
+        self.writer = TraceWriter.create(
+            self.run_dir / TRACE_FILE,
+            attrs={
+                "package_version": __version__, "git_commit": git_commit(), "config": self.config.to_dict(),
+                "seed": self.config.seed, "seeds": self._seeds(), "rule": self.config.rule,
+                "dataset": self._dataset_info(), "versions": package_versions(),
+                "device": [store.description() for store in self.stores],
+            },
+            layers=[{"describe": layer.describe(), "rows": layer.store.rows, "cols": layer.store.cols,
+                     "store": layer.store.description()} for layer in self.net.layers],
+            snapshot_fields=[list(s) for s in snaps],
+            shapes=[(store.rows, store.cols) for store in self.stores],
+        )
+        for i, snap in enumerate(snaps):
+            self.writer.snapshot(i, 0, 0, snap)
+        self.writer.set_pulse_baseline(self._pulse_totals())
+        self.writer.event("start", "new run: " + "; ".join(layer.describe() for layer in self.net.layers))
+        self.writer.flush()
+
+    def reopen_trace(self) -> None:
+        if not self.config.trace:
+            return
+        if not (self.run_dir / TRACE_FILE).exists():
+            if self.loop.step == 0:  # stopped between the first checkpoint and the trace's creation
+                self.start_trace()
+                return
+            raise RunDirError(f"{self.run_dir / TRACE_FILE} is missing: the run cannot continue its record")
+        self.writer = TraceWriter.reopen(self.run_dir / TRACE_FILE, steps=self.loop.step,
+                                         epochs=len(self.loop.epochs))
+        self.writer.set_pulse_baseline(self._pulse_totals())
+
+    def checkpoint(self) -> None:
+        self._tick()
+        loop = asdict(self.loop)
+        save_checkpoint(self.run_dir / CHECKPOINT_FILE, {
+            "config": self.config.to_dict(), "loop": loop,
+            "rng": {"gen": self.gen.get_state(), "order": self.order.get_state()},
+            "stores": [store.state_dict() for store in self.stores],
+            "rule": self.rule.state_dict(),
         })
-        if config.progress:
-            tqdm.write(f"epoch {epoch + 1}: running train accuracy {correct / seen:.4f}, "
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if len(state["stores"]) != len(self.stores):
+            raise RunDirError("checkpoint does not match the network built from its config")
+        for store, saved in zip(self.stores, state["stores"], strict=True):
+            store.load_state_dict(saved)
+        self.rule.load_state_dict(state["rule"])
+        self.gen.set_state(state["rng"]["gen"])
+        self.order.set_state(state["rng"]["order"])
+        self.loop = LoopState(**state["loop"])
+        self.loop.resumes += 1
+        self._mark = time.perf_counter()
+
+    # -- the loop -----------------------------------------------------------------
+    def run(self, on_step: StepCallback | None) -> TrainResult:
+        try:
+            while self.loop.epoch < self.config.epochs:
+                self._train_epoch(on_step)
+            summary = self._finish()
+        except BaseException as exc:
+            if self.writer is not None:
+                kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+                self.writer.event(kind, f"{type(exc).__name__}: {exc}", step=self.loop.step)
+                self.writer.flush()
+            raise
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        return TrainResult(summary, self.net, self.run_dir)
+
+    def _train_epoch(self, on_step: StepCallback | None) -> None:
+        c, loop, data = self.config, self.loop, self.data
+        n = len(data.y_train)
+        epoch = loop.epoch
+        if loop.position == 0 or loop.perm is None:
+            loop.perm = torch.randperm(n, generator=self.order)
+            self.rule.start_epoch(epoch)
+        eye = torch.eye(data.n_classes)
+        t0 = time.perf_counter()
+        with tqdm(total=n, initial=loop.position, desc=f"epoch {epoch + 1}/{c.epochs}", unit="sample",
+                  disable=not c.progress, leave=True, dynamic_ncols=True) as bar:
+            for start in range(loop.position, n, c.batch_size):
+                idx = loop.perm[start:start + c.batch_size]
+                stats = self.rule.train_step(self.net, data.x_train[idx], eye[data.y_train[idx]], self.gen)
+                loop.step += 1
+                loop.position = start + len(idx)
+                loop.correct += stats.correct
+                loop.loss_sum += stats.loss * len(idx)
+                loop.seen += len(idx)
+                self._record_step(epoch, len(idx), stats)
+                if c.checkpoint_every and loop.step % c.checkpoint_every == 0 and loop.position < n:
+                    loop.epoch_wall += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    self.checkpoint()
+                if on_step is not None:
+                    on_step(loop.step, epoch, stats)
+                bar.update(len(idx))
+                if bar.n == n or loop.step % 50 == 0:
+                    bar.set_postfix(acc=f"{loop.correct / loop.seen:.3f}", pulses=self._total_pulses(),
+                                    refresh=False)
+        loop.epoch_wall += time.perf_counter() - t0
+        self._end_epoch(epoch)
+
+    def _record_step(self, epoch: int, samples: int, stats: StepStats) -> None:
+        if self.writer is None:
+            return
+        step = self.loop.step
+        self.writer.step(step, epoch, samples, stats.correct, stats.loss, self._pulse_totals())
+        for i, store in enumerate(self.stores):
+            for kind, message in store.drain_events():
+                self.writer.event(kind, f"layer {i}: {message}", step=step)
+        if self.config.snapshot_every and step % self.config.snapshot_every == 0:
+            self._snapshot(epoch)
+        self.writer.flush()
+
+    def _snapshot(self, epoch: int) -> None:
+        assert self.writer is not None
+        for i, store in enumerate(self.stores):
+            self.writer.snapshot(i, self.loop.step, epoch, store.snapshot())
+
+    def _end_epoch(self, epoch: int) -> None:
+        c, loop, data = self.config, self.loop, self.data
+        test_acc = evaluate(self.net, data.x_test, data.y_test, c.inference, c.eval_samples,
+                            c.seed + 100 + epoch)
+        record = {
+            "epoch": epoch + 1, "step": loop.step, "train_running_accuracy": loop.correct / loop.seen,
+            "train_loss": loop.loss_sum / loop.seen, "test_accuracy": test_acc, "wall_s": loop.epoch_wall,
+        }
+        loop.epochs.append(record)
+        loop.train_wall += loop.epoch_wall
+        loop.epoch, loop.position, loop.perm = epoch + 1, 0, None
+        loop.correct, loop.loss_sum, loop.seen, loop.epoch_wall = 0, 0.0, 0, 0.0
+        if self.writer is not None:
+            self.writer.epoch(record)
+            if not (c.snapshot_every and loop.step % c.snapshot_every == 0):  # not already taken
+                self._snapshot(epoch)
+            self.writer.flush()
+        self.checkpoint()
+        if c.progress:
+            tqdm.write(f"epoch {epoch + 1}: running train accuracy {record['train_running_accuracy']:.4f}, "
                        f"test accuracy {test_acc:.4f}")
-    final = {
-        mode: evaluate(net, data.x_test, data.y_test, mode, config.eval_samples, config.seed + 999)
-        for mode in ("deterministic", "stochastic")
-    }
-    train_acc = evaluate(net, data.x_train, data.y_train, config.inference, config.eval_samples,
-                         config.seed + 998)
-    summary = {
-        "test_accuracy": final[config.inference],
-        "test_accuracy_deterministic": final["deterministic"],
-        "test_accuracy_stochastic": final["stochastic"],
-        "train_accuracy": train_acc,
-        "inference": config.inference,
-        "eval_samples": config.eval_samples,
-        "epochs": epochs,
-        "test_accuracy_per_epoch": [e["test_accuracy"] for e in epochs],
-        "samples_per_s": n * config.epochs / train_wall if train_wall > 0 else float("nan"),
-        "wall_s": time.perf_counter() - started,
-        "train_wall_s": train_wall,
-        "layers": [layer.describe() for layer in net.layers],
-        "device_counters": pulse_counts(net),
-        "pulses": [
-            {"set": c.get("set_pulses", 0), "reset": c.get("reset_pulses", 0)} for c in pulse_counts(net)
-        ],
-        "dataset": {"name": data.name, "train": n, "test": len(data.y_test),
-                    "input_shape": list(data.input_shape), "classes": data.n_classes},
-        "config": config.to_dict(),
-        "seed": config.seed,
-        "versions": package_versions(),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    return TrainResult(summary, net, run_dir)
 
+    def _finish(self) -> dict[str, Any]:
+        c, data, net, loop = self.config, self.data, self.net, self.loop
+        final = {
+            mode: evaluate(net, data.x_test, data.y_test, mode, c.eval_samples, c.seed + 999)
+            for mode in ("deterministic", "stochastic")
+        }
+        train_acc = evaluate(net, data.x_train, data.y_train, c.inference, c.eval_samples, c.seed + 998)
+        counters = pulse_counts(net)
+        n = len(data.y_train)
+        self._tick()
+        summary = {
+            "test_accuracy": final[c.inference],
+            "test_accuracy_deterministic": final["deterministic"],
+            "test_accuracy_stochastic": final["stochastic"],
+            "train_accuracy": train_acc,
+            "inference": c.inference,
+            "eval_samples": c.eval_samples,
+            "epochs": loop.epochs,
+            "test_accuracy_per_epoch": [e["test_accuracy"] for e in loop.epochs],
+            "samples_per_s": n * c.epochs / loop.train_wall if loop.train_wall > 0 else float("nan"),
+            "wall_s": loop.wall_s,
+            "train_wall_s": loop.train_wall,
+            "steps": loop.step,
+            "resumes": loop.resumes,
+            "layers": [layer.describe() for layer in net.layers],
+            "device_counters": counters,
+            "pulses": [{"set": k.get("set_pulses", 0), "reset": k.get("reset_pulses", 0)} for k in counters],
+            "dataset": self._dataset_info(),
+            "config": c.to_dict(),
+            "seed": c.seed,
+            "versions": package_versions(),
+            "trace_file": TRACE_FILE if self.writer is not None else None,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=_json_default))
+        if self.writer is not None:
+            self.writer.event("finish", f"test accuracy {summary['test_accuracy']:.4f}", step=loop.step)
+            self.writer.flush()
+        return summary
 
-def _total_pulses(net: Network) -> int:
-    return sum(c.get("set_pulses", 0) + c.get("reset_pulses", 0) for c in pulse_counts(net))
+    # -- helpers ------------------------------------------------------------------
+    def _pulse_totals(self) -> np.ndarray:
+        counters = [store.counters() for store in self.stores]
+        return np.array([[k.get("set_pulses", 0) for k in counters],
+                         [k.get("reset_pulses", 0) for k in counters]], dtype=np.int64)
+
+    def _total_pulses(self) -> int:
+        return int(self._pulse_totals().sum())
+
+    def _dataset_info(self) -> dict[str, Any]:
+        d = self.data
+        return {"name": d.name, "train": len(d.y_train), "test": len(d.y_test),
+                "input_shape": list(d.input_shape), "classes": d.n_classes}
+
+    def _seeds(self) -> dict[str, Any]:
+        s = self.config.seed
+        return {"run": s, "data_order": s + 7, "weights_init": s,
+                "devices": [s * 1000 + i for i in range(len(self.stores))],
+                "carry_lsb_devices": [s * 1000 + 500 + i for i in range(len(self.stores))]
+                if self.config.carry_period else []}
 
 
 def _json_default(value: Any) -> Any:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -201,6 +201,28 @@ class Crossbar(ABC):
         return VerifyResult(
             failed=error.abs() > tolerance, error=error, pulses=spent, iterations=iterations
         )
+
+    def description(self) -> dict[str, Any]:
+        """What this array is, for run records (JSON-serializable). Subclasses add their
+        device model or instrument identities."""
+        g_min, g_max = self.g_bounds
+        return {"kind": type(self).__name__, "rows": self.rows, "cols": self.cols,
+                "scheme": self.scheme, "g_min_S": g_min, "g_max_S": g_max, "v_read_V": self.v_read}
+
+    def snapshot_conductances(self) -> Tensor:
+        """Conductances ``(2, rows, cols)`` (S) for a run's trace file. By default a
+        measured read-out (:meth:`read_conductances`); a simulator may return its exact
+        state instead, without disturbing its random draws."""
+        return self.read_conductances()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this array. A physical array keeps its state in the
+        devices themselves, so by default only the operation counters are saved."""
+        return {"counters": self.counters.as_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.counters = OpCounters(**state["counters"])
 
     def reset_counters(self) -> OpCounters:
         """Zero the counters; return what they held."""

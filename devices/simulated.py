@@ -278,6 +278,15 @@ class SimulatedCrossbar(Crossbar):
         as reads: this is the simulator's omniscient view, for analysis and tests."""
         return self._drifted().clone()
 
+    def description(self) -> dict[str, Any]:
+        return {**super().description(), "seed": self.seed, "dtype": str(self.dtype).replace("torch.", ""),
+                "model": self.model.to_dict()}
+
+    def snapshot_conductances(self) -> Tensor:
+        """The exact device state (:meth:`conductances`): snapshots never draw read noise,
+        so recording a run does not change its random stream."""
+        return self.conductances()
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this array is (for checkpoints)."""
         return {

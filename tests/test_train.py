@@ -6,7 +6,6 @@ few hundred digits, and writes into ``tmp_path``.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import math
@@ -159,11 +158,12 @@ def test_config_refuses_non_finite_rates(field: str, value: float) -> None:
 def test_prepare_run_dir_refuses_unwritable_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    config = make_config("sgd", blocker / "run")
     with pytest.raises(RunDirError, match="not writable"):
-        prepare_run_dir(config)
+        prepare_run_dir(str(blocker / "run"), "sgd-digits")
     with pytest.raises(RunDirError, match="not writable"):
-        prepare_run_dir(dataclasses.replace(config, out=str(blocker)))
+        prepare_run_dir(str(blocker), "sgd-digits")
+    with pytest.raises(RunDirError, match="not writable"):  # through train(), before any work
+        train(make_config("sgd", blocker / "run"))
 
 
 # -- the command line -------------------------------------------------------------------------

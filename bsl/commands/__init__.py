@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import device_response, fit, train
+from . import device_response, fit, inspect, plot, train
 
 COMMANDS: list[Callable[[Any], None]] = [
     device_response.register,
     fit.register,
+    inspect.register,
+    plot.register,
     train.register,
 ]

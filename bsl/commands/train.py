@@ -6,6 +6,7 @@ Every flag is also a setting of a TOML run file (``--config run.toml``, fields o
     bsl train                                   # digits, default noisy RRAM, BSL
     bsl train --dataset mnist --data-dir ~/data/mnist --layers 512 --epochs 10
     bsl train --config run.toml --rule sgd --out runs/baseline
+    bsl train --resume runs/baseline            # continue an interrupted run
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def register(subparsers: Any) -> None:
         f"Device presets: {', '.join(preset_names())} or a preset .toml file.",
     )
     p.add_argument("--config", metavar="RUN.toml", help="TOML run file; flags override it")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the interrupted run in RUN_DIR from its latest checkpoint, with its saved "
+                   "config (only --progress may be given with it)")
     docs = field_docs()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -48,8 +52,17 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the effective config (defaults < file < flags), train, print the result."""
     from bsl.config import TrainConfig, load_config_file
-    from bsl.train import train
+    from bsl.train import resume, train
 
+    if args.resume:
+        extra = [f.name for f in dataclasses.fields(TrainConfig)
+                 if f.name != "progress" and getattr(args, f.name) is not None]
+        if args.config or extra:
+            given = ["config"] * bool(args.config) + extra
+            raise ValueError(f"--resume continues a run with its saved config; drop "
+                             f"{', '.join('--' + name.replace('_', '-') for name in given)}")
+        _report(resume(args.resume, progress=args.progress))
+        return 0
     values: dict[str, Any] = {}
     if args.config:
         values.update(load_config_file(args.config))
@@ -57,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
         flag_value = getattr(args, f.name)
         if flag_value is not None:
             values[f.name] = flag_value
-    config = TrainConfig(**values)
-    result = train(config)
+    _report(train(TrainConfig(**values)))
+    return 0
+
+
+def _report(result: Any) -> None:
     s = result.summary
     print(
         f"test accuracy {s['test_accuracy']:.4f} ({s['inference']}; "
@@ -66,4 +82,3 @@ def run(args: argparse.Namespace) -> int:
         f"stochastic {s['test_accuracy_stochastic']:.4f}), train accuracy {s['train_accuracy']:.4f}, "
         f"{s['samples_per_s']:.0f} samples/s, {s['wall_s']:.1f} s; run in {result.run_dir}"
     )
-    return 0

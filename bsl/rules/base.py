@@ -57,6 +57,14 @@ class LearningRule(ABC):
         (``update_probability`` or ``lr``) by ``config.anneal ** epoch``."""
         self.rate_scale = self.config.anneal**epoch
 
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's own state for checkpoints (rules with more state extend this)."""
+        return {"rate_scale": self.rate_scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.rate_scale = float(state["rate_scale"])
+
     @abstractmethod
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
         """Forward, backward and update on one batch; ``target`` is one-hot ``(n, classes)``."""

@@ -1,0 +1,226 @@
+"""Writing a run's trace file ``RUN_DIR/traces.h5`` (layout in ``docs/trace_layout.md``).
+
+Every table grows along its first axis, one row per record. The file uses the
+most compatible HDF5 superblock (no "file open for write" flag), and the writer
+flushes after every training batch, so a process killed at any moment leaves a file
+that any HDF5 tool opens, holding every batch up to the last completed one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+LAYOUT = "memristor-bsl run trace"
+LAYOUT_VERSION = 1
+STRING = h5py.string_dtype()
+
+EPOCH_DTYPE = np.dtype([
+    ("epoch", "i4"), ("step", "i8"), ("train_running_accuracy", "f8"), ("train_loss", "f8"),
+    ("test_accuracy", "f8"), ("wall_s", "f8"), ("time", "f8"),
+])
+EVENT_DTYPE = np.dtype([("time", "f8"), ("step", "i8"), ("kind", STRING), ("message", STRING)])
+OPERATION_DTYPE = np.dtype([
+    ("time", "f8"), ("step", "i8"), ("layer", "i4"), ("row", "i4"), ("col", "i4"), ("device", "i1"),
+    ("op", "S10"), ("voltage", "f8"), ("width", "f8"), ("current", "f8"),
+])
+"""Per-operation journal of instrument-backed runs: ``device`` 0 = G+, 1 = G-, -1 = the
+pair; ``op`` one of ``read``, ``pulse``, ``pulse-read``; volts, seconds, amperes."""
+OPERATIONS = (b"read", b"pulse", b"pulse-read")
+
+UNITS = {"time": "s since 1970-01-01 UTC", "wall_s": "s", "voltage": "V", "width": "s", "current": "A",
+         "g_plus": "S", "g_minus": "S", "lsb_g_plus": "S", "lsb_g_minus": "S", "weight": "weight units"}
+
+
+def step_dtype(n_layers: int) -> np.dtype:
+    """One row of the ``steps`` table: a batch and its pulses per layer."""
+    return np.dtype([
+        ("step", "i8"), ("epoch", "i4"), ("samples", "i4"), ("correct", "i4"), ("loss", "f4"),
+        ("time", "f8"), ("set_pulses", "i8", (n_layers,)), ("reset_pulses", "i8", (n_layers,)),
+    ])
+
+
+class TraceError(ValueError):
+    """The trace file cannot be written or does not match this run."""
+
+
+class _Table:
+    """A 1-row-at-a-time appender on a growing dataset (low-level calls: ~20 us a row)."""
+
+    def __init__(self, ds: h5py.Dataset) -> None:
+        self.ds = ds
+        self.n = ds.shape[0]
+        self._tail = ds.shape[1:]
+        self._mem = h5py.h5s.create_simple((1, *self._tail))
+
+    def append(self, row: np.ndarray) -> None:
+        n = self.n
+        self.ds.id.set_extent((n + 1, *self._tail))
+        space = self.ds.id.get_space()
+        space.select_hyperslab((n, *(0,) * len(self._tail)), (1, *self._tail))
+        self.ds.id.write(self._mem, space, np.ascontiguousarray(row).reshape(1, *self._tail))
+        self.n = n + 1
+
+    def truncate(self, n: int) -> None:
+        if n < self.n:
+            self.ds.resize(n, axis=0)
+            self.n = n
+
+
+def _growing(group: h5py.Group, name: str, dtype: Any, tail: tuple[int, ...] = (), chunk_rows: int = 256,
+             **kwargs: Any) -> h5py.Dataset:
+    ds = group.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype,
+                              chunks=(chunk_rows, *tail), **kwargs)
+    if name in UNITS:
+        ds.attrs["unit"] = UNITS[name]
+    return ds
+
+
+class TraceWriter:
+    """Appends a run's records; call :meth:`flush` at the end of every batch.
+
+    Create with :meth:`create` (a new run) or :meth:`reopen` (resume).
+    """
+
+    def __init__(self, file: h5py.File) -> None:
+        self.file = file
+        self.n_layers = int(file.attrs["n_layers"])
+        self._row = np.zeros(1, dtype=step_dtype(self.n_layers))
+        self._steps = _Table(file["steps"])
+        self._epochs = _Table(file["epochs"])
+        self._last_totals = np.zeros((2, self.n_layers), dtype=np.int64)
+
+    # -- opening ------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, *, attrs: dict[str, Any], layers: Sequence[dict[str, Any]],
+               snapshot_fields: Sequence[Sequence[str]], shapes: Sequence[tuple[int, int]]) -> TraceWriter:
+        """A new trace file: root ``attrs`` (JSON-encoded when not scalar), one group per
+        layer with its description, and empty tables."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")  # renamed into place once complete and flushed
+        try:
+            f = h5py.File(tmp, "w")
+        except OSError as exc:
+            raise TraceError(f"cannot create trace file {path}: {exc}") from exc
+        f.attrs["layout"] = LAYOUT
+        f.attrs["layout_version"] = LAYOUT_VERSION
+        f.attrs["n_layers"] = len(layers)
+        for key, value in attrs.items():
+            f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+        f.attrs["started"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        lay = f.create_group("layers")
+        snaps = f.create_group("snapshots")
+        for i, (info, fields, (rows, cols)) in enumerate(zip(layers, snapshot_fields, shapes, strict=True)):
+            g = lay.create_group(f"layer{i}")
+            for key, value in info.items():
+                g.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+            s = snaps.create_group(f"layer{i}")
+            _growing(s, "step", "i8")
+            _growing(s, "epoch", "i4")
+            for name in fields:
+                _growing(s, name, "f4", (rows, cols), chunk_rows=1, compression="gzip", compression_opts=4,
+                         shuffle=True)
+        _growing(f, "steps", step_dtype(len(layers)), chunk_rows=1024)
+        _growing(f, "epochs", EPOCH_DTYPE, chunk_rows=64)
+        _growing(f, "events", EVENT_DTYPE, chunk_rows=64)
+        _growing(f, "operations", OPERATION_DTYPE, chunk_rows=4096)
+        for name in ("voltage", "width", "current", "time"):
+            f["operations"].attrs[f"unit_{name}"] = UNITS[name]
+        f.flush()
+        os.replace(tmp, path)  # the open handle follows the file
+        return cls(f)
+
+    @classmethod
+    def reopen(cls, path: str | Path, *, steps: int, epochs: int) -> TraceWriter:
+        """Open an existing trace to continue after a checkpoint taken at ``steps`` batches
+        and ``epochs`` finished epochs: records made after it are dropped (they will be
+        made again); events and instrument operations are kept (they happened)."""
+        try:
+            f = h5py.File(path, "a")
+        except OSError as exc:
+            raise TraceError(f"cannot open trace file {path} to continue it: {exc}") from exc
+        if f.attrs.get("layout_version") != LAYOUT_VERSION:
+            f.close()
+            raise TraceError(f"{path}: trace layout version {f.attrs.get('layout_version')!r}, "
+                             f"this package writes {LAYOUT_VERSION}")
+        writer = cls(f)
+        dropped = max(writer._steps.n - steps, 0)
+        writer._steps.truncate(steps)
+        writer._epochs.truncate(epochs)
+        for i in range(writer.n_layers):
+            group = f[f"snapshots/layer{i}"]
+            keep = int(np.searchsorted(group["step"][:], steps, side="right"))
+            for ds in group.values():
+                _Table(ds).truncate(keep)
+        writer.event("resume", f"continued from the checkpoint at step {steps} (epoch {epochs}); "
+                     f"{dropped} batch record(s) made after it were dropped", step=steps)
+        writer.flush()
+        return writer
+
+    # -- records ------------------------------------------------------------------
+    def set_pulse_baseline(self, totals: np.ndarray) -> None:
+        """Cumulative ``(2, layers)`` SET/RESET counts from which the next step counts."""
+        self._last_totals = np.array(totals, dtype=np.int64)
+
+    def step(self, step: int, epoch: int, samples: int, correct: int, loss: float,
+             totals: np.ndarray) -> None:
+        """A finished batch; ``totals`` are cumulative ``(2, layers)`` SET/RESET counts."""
+        delta = totals - self._last_totals
+        self._last_totals = totals.copy()
+        r = self._row
+        r["step"], r["epoch"], r["samples"], r["correct"], r["loss"] = step, epoch, samples, correct, loss
+        r["time"] = time.time()
+        r["set_pulses"][0] = delta[0]
+        r["reset_pulses"][0] = delta[1]
+        self._steps.append(r)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        """A finished epoch (fields of ``EPOCH_DTYPE``; ``time`` filled in)."""
+        row = np.zeros(1, dtype=EPOCH_DTYPE)
+        for name in EPOCH_DTYPE.names or ():
+            row[name] = record.get(name, time.time() if name == "time" else np.nan)
+        self._epochs.append(row)
+
+    def snapshot(self, layer: int, step: int, epoch: int, arrays: dict[str, np.ndarray]) -> None:
+        """Conductances (S) or weights of one layer at ``step``."""
+        group = self.file[f"snapshots/layer{layer}"]
+        n = group["step"].shape[0]
+        for name, ds in group.items():
+            ds.resize(n + 1, axis=0)
+            if name == "step":
+                ds[n] = step
+            elif name == "epoch":
+                ds[n] = epoch
+            else:
+                ds[n] = arrays[name]
+
+    def event(self, kind: str, message: str, step: int = -1) -> None:
+        """A timestamped event (start, resume, verify_failure, error, finish, ...)."""
+        ds = self.file["events"]
+        n = ds.shape[0]
+        ds.resize(n + 1, axis=0)
+        ds[n] = (time.time(), step, kind, message)
+
+    def operations(self, rows: np.ndarray) -> None:
+        """Append instrument operations (an array of ``OPERATION_DTYPE``)."""
+        rows = np.asarray(rows, dtype=OPERATION_DTYPE)
+        ds = self.file["operations"]
+        n = ds.shape[0]
+        ds.resize(n + len(rows), axis=0)
+        ds[n:] = rows
+
+    def flush(self) -> None:
+        """Push everything to the operating system: it survives the process from here on."""
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.file.close()
