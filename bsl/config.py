@@ -35,7 +35,8 @@ class TrainConfig:
     """Everything that defines a training run (units in field docs)."""
 
     dataset: str = "digits"
-    """``digits`` (built in), ``mnist``, ``fashion-mnist`` or ``idx`` (a folder of IDX files)."""
+    """``digits`` (built in), ``digits4`` (digits 0-3 at 4x4: 16 inputs, 4 classes, for small
+    bench arrays), ``mnist``, ``fashion-mnist`` or ``idx`` (a folder of IDX files)."""
     data_dir: str = ""
     """Folder with the IDX files (else ``BSL_DATA_DIR``, else the download cache)."""
     train_limit: int = 0
@@ -45,7 +46,17 @@ class TrainConfig:
     rule: str = "bsl"
     """Learning rule: ``bsl``, ``sgd`` (float baseline) or ``manhattan``."""
     device: str = "sim"
-    """Where device weights live: ``sim`` (the simulated crossbar)."""
+    """Where device weights live: ``sim`` (the simulated crossbar) or ``visa`` (a crossbar
+    on bench instruments: needs ``wiring`` and ``limits``; ``preset`` then gives the
+    nominal device figures, e.g. a fit of the real devices)."""
+    wiring: str = ""
+    """``visa``: the wiring TOML file (instruments, terminals, pins of each layer's array)."""
+    limits: str = ""
+    """``visa``: the limits TOML file (safety limits and read/pulse settings)."""
+    resource: str = ""
+    """``visa``: VISA resource of the SMU, overriding the wiring file's."""
+    visa_library: str = ""
+    """``visa``: PyVISA backend, e.g. ``@py`` (pyvisa-py); empty = PyVISA's default."""
     preset: str = DEFAULT_PRESET
     """Device preset name or preset TOML file."""
     scheme: str = "push_pull"
@@ -132,8 +143,10 @@ def _validate(c: TrainConfig) -> None:
         _fail("dataset", c.dataset, f"choose one of {DATASETS}")
     if c.rule not in RULES:
         _fail("rule", c.rule, f"choose one of {sorted(RULES)}")
-    if c.device not in ("sim",):
-        _fail("device", c.device, "choose 'sim'")
+    if c.device not in ("sim", "visa"):
+        _fail("device", c.device, "choose 'sim' or 'visa'")
+    if c.device == "visa":
+        _validate_bench(c)
     if c.scheme not in ("push_pull", "set_only"):
         _fail("scheme", c.scheme, "choose 'push_pull' or 'set_only'")
     if c.batch_reduce not in ("sum", "sign"):
@@ -166,6 +179,19 @@ def _validate(c: TrainConfig) -> None:
         _fail("gain_scale", c.gain_scale, "must be a finite number > 0")
     get_preset(c.preset)  # an unknown preset or a bad preset file fails here, for every rule
     parse_layers(c.layers)
+
+
+def _validate_bench(c: TrainConfig) -> None:
+    """A ``visa`` run's files are read and checked here, before any instrument is touched."""
+    from devices.hil_settings import load_hil_settings
+    from devices.wiring import load_wiring
+
+    if not c.wiring or not c.limits:
+        _fail("device", c.device, "needs both a wiring file (wiring) and a limits file (limits)")
+    if c.carry_period:
+        _fail("carry_period", c.carry_period, "periodic carry is not available on instruments yet (use 0)")
+    load_wiring(c.wiring, c.resource or None)
+    load_hil_settings(c.limits)
 
 
 def field_docs() -> dict[str, str]:

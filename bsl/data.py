@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "idx")
+DATASETS = ("digits", "digits4", "mnist", "fashion-mnist", "idx")
 
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -84,6 +84,8 @@ def load_dataset(
     """Load a data set by name; ``*_limit`` > 0 keeps a seeded random subset of that size."""
     if name == "digits":
         ds = _digits(seed)
+    elif name == "digits4":
+        ds = _digits4(seed)
     elif name in ("mnist", "fashion-mnist", "idx"):
         folder = _find_folder(name, data_dir, download)
         ds = _from_idx(name, folder)
@@ -110,6 +112,21 @@ def _digits(seed: int) -> Dataset:
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
     return Dataset("digits", torch.from_numpy(x_tr), torch.from_numpy(y_tr),
                    torch.from_numpy(x_te), torch.from_numpy(y_te), 10)
+
+
+def _digits4(seed: int) -> Dataset:
+    """Digits 0-3 only, 2x2-average-pooled to 4x4: 16 inputs, 4 classes (about 580
+    training images). Small enough for a crossbar on a bench (17x8 and 9x4 arrays for
+    a 16-8-4 network)."""
+    full = _digits(seed)
+
+    def shrink(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        keep = y < 4
+        return torch.nn.functional.avg_pool2d(x[keep], 2), y[keep]
+
+    x_tr, y_tr = shrink(full.x_train, full.y_train)
+    x_te, y_te = shrink(full.x_test, full.y_test)
+    return Dataset("digits4", x_tr, y_tr, x_te, y_te, 4)
 
 
 def read_idx(path: str | Path) -> np.ndarray:

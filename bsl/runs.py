@@ -141,17 +141,22 @@ class Run:
 
     def steps(self) -> dict[str, np.ndarray]:
         """Per-batch records as columns: step, epoch (0-based), samples, correct, loss,
-        time, set_pulses and reset_pulses ``(steps, layers)``."""
-        return _columns(self.file["steps"][:])
+        time, set_pulses and reset_pulses ``(steps, layers)`` (written rows only)."""
+        return _columns(self.file["steps"][: self._written_steps()])
+
+    def _written_steps(self) -> int:
+        """The steps table is allocated for the whole run; rows with ``step == 0`` are not
+        written yet, and written rows come first."""
+        return int(np.count_nonzero(self.file["steps"].fields("step")[:]))
 
     def pulses(self, per: str = "step") -> dict[str, np.ndarray]:
         """SET and RESET pulse counts ``(n, layers)`` per ``step`` or summed per ``epoch``
         (with ``epoch``, the 0-based epoch of each row)."""
-        steps = self.file["steps"]
-        sets, resets, epoch = steps.fields("set_pulses")[:], steps.fields("reset_pulses")[:], \
-            steps.fields("epoch")[:]
+        steps, n = self.file["steps"], self._written_steps()
+        sets, resets = steps.fields("set_pulses")[:n], steps.fields("reset_pulses")[:n]
+        epoch = steps.fields("epoch")[:n]
         if per == "step":
-            return {"step": steps.fields("step")[:], "set": sets, "reset": resets}
+            return {"step": steps.fields("step")[:n], "set": sets, "reset": resets}
         if per != "epoch":
             raise ValueError(f"per = {per!r}: choose 'step' or 'epoch'")
         epochs = np.unique(epoch)

@@ -47,6 +47,10 @@ class WeightStore(ABC):
         """Device operation counters summed over the store's arrays (empty for float weights)."""
         return {}
 
+    def pulse_totals(self) -> tuple[int, int]:
+        """SET and RESET pulses applied so far (cheap: called after every batch)."""
+        return 0, 0
+
     @abstractmethod
     def description(self) -> dict[str, Any]:
         """What holds the weights (JSON-serializable), for run records."""
@@ -54,6 +58,13 @@ class WeightStore(ABC):
     def drain_events(self) -> list[tuple[str, str]]:
         """``(kind, message)`` events since the last call (e.g. verify failures)."""
         return []
+
+    def drain_operations(self) -> np.ndarray | None:
+        """Instrument operations since the last call (``devices.journal`` rows), if any."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release what holds the weights (instruments go to their safe state)."""
 
     @abstractmethod
     def snapshot(self) -> dict[str, np.ndarray]:
@@ -111,6 +122,16 @@ class CrossbarStore(WeightStore):
 
     def counters(self) -> dict[str, int]:
         return self.crossbar.counters.as_dict()
+
+    def pulse_totals(self) -> tuple[int, int]:
+        c = self.crossbar.counters
+        return c.set_pulses, c.reset_pulses
+
+    def drain_operations(self) -> np.ndarray | None:
+        return self.crossbar.drain_operations()
+
+    def close(self) -> None:
+        self.crossbar.close()
 
     def description(self) -> dict[str, Any]:
         return {"store": "crossbar", "crossbar": self.crossbar.description()}
@@ -187,6 +208,18 @@ class CarryStore(WeightStore):
     def counters(self) -> dict[str, int]:
         msb, lsb = self.msb.counters(), self.lsb.counters()
         return {k: msb[k] + lsb[k] for k in msb}
+
+    def pulse_totals(self) -> tuple[int, int]:
+        (ms, mr), (ls, lr) = self.msb.pulse_totals(), self.lsb.pulse_totals()
+        return ms + ls, mr + lr
+
+    def drain_operations(self) -> np.ndarray | None:
+        parts = [ops for ops in (self.msb.drain_operations(), self.lsb.drain_operations()) if ops is not None]
+        return np.concatenate(parts) if parts else None
+
+    def close(self) -> None:
+        self.msb.close()
+        self.lsb.close()
 
     def description(self) -> dict[str, Any]:
         return {"store": "carry", "significance": self.significance, "period": self.period,

@@ -91,6 +91,8 @@ class LoopState:
 def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
     """How layers get their weights: a crossbar per layer, or float tensors."""
     init_gen = torch.Generator().manual_seed(config.seed)
+    if uses_devices and config.device == "visa":
+        return bench_store_factory(config)
 
     def make(rows: int, cols: int, index: int) -> WeightStore:
         if not uses_devices:
@@ -107,6 +109,31 @@ def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
             return CrossbarStore(msb)
         lsb = array(config.seed * 1000 + 500 + index, 0.0)
         return CarryStore(msb, lsb, config.carry_significance, config.carry_period)
+
+    return make
+
+
+def bench_store_factory(config: TrainConfig) -> StoreFactory:
+    """Layers on the crossbars of a bench (``device = "visa"``): array ``k`` of the
+    wiring file holds layer ``k``. The instruments are opened with the first layer."""
+    from devices.hil_settings import load_hil_settings
+    from devices.instrument import HilBench, InstrumentCrossbar
+    from devices.presets import get_preset
+    from devices.wiring import load_wiring
+
+    wiring = load_wiring(config.wiring, config.resource or None)
+    settings = load_hil_settings(config.limits)
+    model = get_preset(config.preset)
+    bench: list[HilBench] = []
+
+    def make(rows: int, cols: int, index: int) -> WeightStore:
+        if index >= len(wiring.arrays) or wiring.shape(index) != (rows, cols):
+            have = wiring.shape(index) if index < len(wiring.arrays) else "no array"
+            raise ValueError(f"layer {index} needs a {rows}x{cols} crossbar (bias row included); "
+                             f"the wiring file {config.wiring} has {have} there")
+        if not bench:
+            bench.append(HilBench.open(wiring, settings, config.visa_library))
+        return CrossbarStore(InstrumentCrossbar(bench[0], index, model, scheme=config.scheme))  # type: ignore[arg-type]
 
     return make
 
@@ -203,6 +230,7 @@ class _Session:
                      "store": layer.store.description()} for layer in self.net.layers],
             snapshot_fields=[list(s) for s in snaps],
             shapes=[(store.rows, store.cols) for store in self.stores],
+            total_steps=self.config.epochs * -(-len(self.data.y_train) // self.config.batch_size),
         )
         for i, snap in enumerate(snaps):
             self.writer.snapshot(i, 0, 0, snap)
@@ -252,11 +280,14 @@ class _Session:
             summary = self._finish()
         except BaseException as exc:
             if self.writer is not None:
+                self._record_device_activity()  # what was measured before the failure
                 kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
                 self.writer.event(kind, f"{type(exc).__name__}: {exc}", step=self.loop.step)
                 self.writer.flush()
             raise
         finally:
+            for store in self.stores:
+                store.close()
             if self.writer is not None:
                 self.writer.close()
         return TrainResult(summary, self.net, self.run_dir)
@@ -299,12 +330,24 @@ class _Session:
             return
         step = self.loop.step
         self.writer.step(step, epoch, samples, stats.correct, stats.loss, self._pulse_totals())
-        for i, store in enumerate(self.stores):
-            for kind, message in store.drain_events():
-                self.writer.event(kind, f"layer {i}: {message}", step=step)
+        self._record_device_activity()
         if self.config.snapshot_every and step % self.config.snapshot_every == 0:
             self._snapshot(epoch)
         self.writer.flush()
+
+    def _record_device_activity(self) -> None:
+        """Store events and instrument operations since the last call, labelled with the
+        batch count at which they were collected."""
+        if self.writer is None:
+            return
+        step = self.loop.step
+        for i, store in enumerate(self.stores):
+            for kind, message in store.drain_events():
+                self.writer.event(kind, f"layer {i}: {message}", step=step)
+            ops = store.drain_operations()
+            if ops is not None and len(ops):
+                ops["step"] = step
+                self.writer.operations(ops)
 
     def _snapshot(self, epoch: int) -> None:
         assert self.writer is not None
@@ -324,6 +367,7 @@ class _Session:
         loop.epoch, loop.position, loop.perm = epoch + 1, 0, None
         loop.correct, loop.loss_sum, loop.seen, loop.epoch_wall = 0, 0.0, 0, 0.0
         if self.writer is not None:
+            self._record_device_activity()  # the evaluation's reads
             self.writer.epoch(record)
             if not (c.snapshot_every and loop.step % c.snapshot_every == 0):  # not already taken
                 self._snapshot(epoch)
@@ -369,15 +413,15 @@ class _Session:
         }
         (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=_json_default))
         if self.writer is not None:
+            self._record_device_activity()
             self.writer.event("finish", f"test accuracy {summary['test_accuracy']:.4f}", step=loop.step)
             self.writer.flush()
         return summary
 
     # -- helpers ------------------------------------------------------------------
     def _pulse_totals(self) -> np.ndarray:
-        counters = [store.counters() for store in self.stores]
-        return np.array([[k.get("set_pulses", 0) for k in counters],
-                         [k.get("reset_pulses", 0) for k in counters]], dtype=np.int64)
+        """Cumulative ``(2, layers)`` SET and RESET counts."""
+        return np.array([store.pulse_totals() for store in self.stores], dtype=np.int64).T
 
     def _total_pulses(self) -> int:
         return int(self._pulse_totals().sum())

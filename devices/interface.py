@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -208,6 +209,14 @@ class Crossbar(ABC):
         g_min, g_max = self.g_bounds
         return {"kind": type(self).__name__, "rows": self.rows, "cols": self.cols,
                 "scheme": self.scheme, "g_min_S": g_min, "g_max_S": g_max, "v_read_V": self.v_read}
+
+    def drain_operations(self) -> np.ndarray | None:
+        """Instrument operations journaled since the last call (``devices.journal``
+        rows), or None for arrays that keep no journal."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release the array (instrument-backed arrays: safe state). Idempotent."""
 
     def snapshot_conductances(self) -> Tensor:
         """Conductances ``(2, rows, cols)`` (S) for a run's trace file. By default a

@@ -53,8 +53,10 @@ def _start(script: Path, out: Path, mode: str) -> subprocess.Popen[str]:
 def _check_trace(path: Path, last_reported: int) -> int:
     """The file opens and is whole up to the last reported batch; returns its batch count."""
     with h5py.File(path, "r") as f:
-        steps = f["steps"][:]
-        n = len(steps)
+        table = f["steps"][:]
+        n = int(np.count_nonzero(table["step"]))
+        assert not table[n:]["step"].any()  # written rows first, then unwritten zero rows
+        steps = table[:n]
         assert n >= last_reported, (n, last_reported)
         np.testing.assert_array_equal(steps["step"], np.arange(1, n + 1))
         assert (steps["samples"] == 2).all() and (steps["set_pulses"] >= 0).all()

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ from bsl.cli import main
 from bsl.config import TrainConfig
 from bsl.rundir import CHECKPOINT_FILE, RunDirError
 from bsl.runs import Run, RunError
-from bsl.traces import LAYOUT_VERSION, OPERATION_DTYPE, TraceWriter
+from bsl.traces import LAYOUT_VERSION, TraceWriter
 from bsl.train import resume, train
+from devices.journal import OPERATION_DTYPE
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -108,6 +111,9 @@ def test_float_and_carry_runs_record_their_own_fields(tmp_path: Path) -> None:
     with Run(carry.run_dir) as run:
         assert run.snapshot_fields(0) == ["g_plus", "g_minus", "lsb_g_plus", "lsb_g_minus"]
         assert run.layers()[0]["store"]["store"] == "carry"
+        pulses = run.pulses()  # both arrays' pulses, transfers and verify pulses included
+        assert pulses["set"].sum(0).tolist() == [p["set"] for p in carry.summary["pulses"]]
+        assert pulses["reset"].sum(0).tolist() == [p["reset"] for p in carry.summary["pulses"]]
 
 
 def test_no_trace_when_turned_off(tmp_path: Path) -> None:
@@ -116,6 +122,30 @@ def test_no_trace_when_turned_off(tmp_path: Path) -> None:
     assert result.summary["trace_file"] is None
     with pytest.raises(RunError, match="no traces.h5"):
         Run(result.run_dir)
+
+
+def test_step_rows_reach_the_file_at_once(tmp_path: Path) -> None:
+    """Step rows go straight to their bytes in the file: another process sees them while
+    the writer is still open, and unwritten rows read as zeros."""
+    writer = TraceWriter.create(tmp_path / "traces.h5", attrs={}, layers=[{}, {}],
+                                snapshot_fields=[["g_plus"], ["g_plus"]], shapes=[(3, 2), (2, 2)],
+                                total_steps=5)
+    writer.step(1, 0, 8, 3, 0.5, np.array([[4, 1], [2, 0]]))
+    writer.step(2, 0, 8, 5, 0.25, np.array([[10, 1], [3, 7]]))
+    reader = ("import sys, h5py, numpy as np; f = h5py.File(sys.argv[1], 'r', locking=False); "
+              "np.save(sys.argv[2], f['steps'][:])")
+    subprocess.run([sys.executable, "-c", reader, str(tmp_path / "traces.h5"), str(tmp_path / "rows.npy")],
+                   check=True, timeout=60)
+    rows = np.load(tmp_path / "rows.npy")
+    writer.close()
+    assert rows["step"].tolist() == [1, 2, 0, 0, 0]
+    assert rows["set_pulses"][:2].tolist() == [[4, 1], [6, 0]]  # per-batch differences
+    assert rows["reset_pulses"][:2].tolist() == [[2, 0], [1, 7]]
+    assert rows["loss"][:2].tolist() == [0.5, 0.25] and rows["correct"][:2].tolist() == [3, 5]
+    writer = TraceWriter.reopen(tmp_path / "traces.h5", steps=1, epochs=0)  # resume after batch 1
+    writer.close()
+    with h5py.File(tmp_path / "traces.h5", "r") as f:
+        assert f["steps"]["step"].tolist() == [1, 0, 0, 0, 0]
 
 
 # -- the reader ---------------------------------------------------------------------
@@ -156,7 +186,7 @@ def test_operation_journal_round_trip(tmp_path: Path) -> None:
     """The per-operation table that instrument-backed runs fill."""
     writer = TraceWriter.create(tmp_path / "traces.h5", attrs={"config": {"rule": "bsl"}},
                                 layers=[{"describe": "dense 2->2"}], snapshot_fields=[["g_plus"]],
-                                shapes=[(3, 2)])
+                                shapes=[(3, 2)], total_steps=4)
     ops = np.zeros(3, dtype=OPERATION_DTYPE)
     ops["op"] = [b"read", b"pulse", b"pulse-read"]
     ops["voltage"] = [0.2, 1.5, -1.2]
