@@ -33,9 +33,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (UsageError, ValueError, OSError, TypeError) as exc:
-        print(f"bsl {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        hint = getattr(exc, "bsl_hint", None)
+        print(f"bsl {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, OSError, TypeError) + _instrument_errors() as exc:
+        print(f"bsl {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _instrument_errors() -> tuple[type[BaseException], ...]:
+    """Failures of instruments and of their connections (PyVISA's and the drivers')."""
+    from pyvisa.errors import Error as VisaError
+
+    from drivers import InstrumentError
+
+    return (VisaError, InstrumentError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error, its kind when that helps, and where a run's record is, on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, UsageError | ValueError | OSError | TypeError) or isinstance(exc, UnicodeError):
+        text = f"instrument failure ({type(exc).__name__}): {text}"
+    elif isinstance(exc, ConnectionError):
+        text = f"instrument connection lost ({type(exc).__name__}): {text}"
+    hint = getattr(exc, "bsl_hint", None)
+    return f"{text}; {hint}" if hint else text
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -279,6 +279,7 @@ class _Session:
                 self._train_epoch(on_step)
             summary = self._finish()
         except BaseException as exc:
+            exc.bsl_hint = self._failure_hint()  # type: ignore[attr-defined]  # for the one-line report
             if self.writer is not None:
                 self._record_device_activity()  # what was measured before the failure
                 kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
@@ -379,10 +380,12 @@ class _Session:
 
     def _finish(self) -> dict[str, Any]:
         c, data, net, loop = self.config, self.data, self.net, self.loop
-        final = {
-            mode: evaluate(net, data.x_test, data.y_test, mode, c.eval_samples, c.seed + 999)
-            for mode in ("deterministic", "stochastic")
-        }
+        # On instruments only the configured mode is evaluated: deterministic inference
+        # feeds analog inputs, which a bench reads level by level (see devices.instrument).
+        modes = ("deterministic", "stochastic") if c.device == "sim" else (c.inference,)
+        final: dict[str, float | None] = {"deterministic": None, "stochastic": None}
+        for mode in modes:
+            final[mode] = evaluate(net, data.x_test, data.y_test, mode, c.eval_samples, c.seed + 999)
         train_acc = evaluate(net, data.x_train, data.y_train, c.inference, c.eval_samples, c.seed + 998)
         counters = pulse_counts(net)
         n = len(data.y_train)
@@ -419,6 +422,13 @@ class _Session:
         return summary
 
     # -- helpers ------------------------------------------------------------------
+    def _failure_hint(self) -> str:
+        """What a user should know after this run failed."""
+        hint = f"the run's record is in {self.run_dir}; continue with: bsl train --resume {self.run_dir}"
+        if self.config.device == "visa":
+            hint = "the instruments were put in their safe state as far as they answered; " + hint
+        return hint
+
     def _pulse_totals(self) -> np.ndarray:
         """Cumulative ``(2, layers)`` SET and RESET counts."""
         return np.array([store.pulse_totals() for store in self.stores], dtype=np.int64).T

@@ -51,8 +51,7 @@ class Terminal(Protocol):
 class Matrix(Protocol):
     """A switch matrix as the drivers provide it (707B channel names like ``1A05``)."""
 
-    def close(self, channels: Sequence[str]) -> None: ...
-    def open(self, channels: Sequence[str]) -> None: ...
+    def switch(self, open_channels: Sequence[str] = (), close_channels: Sequence[str] = ()) -> None: ...
     def open_all(self) -> None: ...
     def shutdown(self) -> None: ...
 
@@ -74,7 +73,7 @@ class HilBench:
         self.lock = threading.RLock()
         self._closers: list[Any] = []
         self._closed: set[str] = set()
-        self._outputs_on = False
+        self._drive_on = self._sense_on = False
         self._drive_v = 0.0
         self._users = 0
         self._identities: dict[str, str] = {}
@@ -138,15 +137,16 @@ class HilBench:
                 raise
 
     def safe_state(self) -> None:
-        """Outputs off, voltages 0, all switches open. Never raises; idempotent."""
+        """Outputs off, voltages 0, all switches open. Never raises; a no-op when nothing was
+        done since the bench was last made safe (an unresponsive instrument is not asked twice)."""
         with self.lock:
-            if not self.connected:
+            if not self.connected or self.safe:
                 return
             for terminal in (self.drive, self.sense):
                 _quietly(terminal.shutdown)
             _quietly(self.matrix.open_all)
             self._closed.clear()
-            self._outputs_on = False
+            self._drive_on = self._sense_on = False
             self._drive_v = 0.0
             self.safe = True
 
@@ -168,24 +168,24 @@ class HilBench:
         wanted |= {crosspoint(w.sense_row, p) for p in sense_pins}
         to_open = sorted(self._closed - wanted)
         to_close = sorted(wanted - self._closed)
-        if to_open:
-            self.matrix.open(to_open)
-            self._closed -= set(to_open)
-        if to_close:
-            self.matrix.close(to_close)
-            self._closed |= set(to_close)
+        if to_open or to_close:
+            self.matrix.switch(to_open, to_close)  # one message: open first, then close
+            self._closed = wanted
 
     def measure(self, v: float) -> float:
-        """Source ``v`` (V) on drive, return the current through the sense line (A)."""
+        """Source ``v`` (V) on drive, return the current from drive through the devices
+        into the sense line (A, positive for positive ``v``)."""
         self._check_voltage(v)
         if v != self._drive_v:
             self.drive.set_voltage(v)
             self._drive_v = v
-        if not self._outputs_on:
+        if not self._sense_on:
             self.sense.output(True)
+            self._sense_on = True
+        if not self._drive_on:
             self.drive.output(True)
-            self._outputs_on = True
-        return self.sense.measure_current()
+            self._drive_on = True
+        return -self.sense.measure_current()  # current into the sense terminal reads negative
 
     def pulse(self, v: float, width_s: float, count: int) -> None:
         """A train of ``count`` pulses of ``v`` (V), ``width_s`` (s) each, on drive."""
@@ -195,17 +195,23 @@ class HilBench:
             raise ValueError(f"pulse width {width_s} s outside (0, {lim.max_pulse_width_s}] s (limits file)")
         if not 1 <= count <= lim.max_pulses_per_cell:
             raise ValueError(f"pulse count {count} outside 1..{lim.max_pulses_per_cell} (limits file)")
-        if not self._outputs_on:
+        if self._drive_on:  # relays and the pulse start from an idle drive
+            self.drive.output(False)
+            self._drive_on = False
+        if not self._sense_on:
             self.sense.output(True)
-            self._outputs_on = True
-        self.drive.pulse(v, width_s, count)
+            self._sense_on = True
+        self.drive.pulse(v, width_s, count)  # the driver leaves the drive off, at 0 V
+        self._drive_v = 0.0
 
     def idle(self) -> None:
         """Outputs off and switches open between operations."""
-        if self._outputs_on:
+        if self._drive_on:
             self.drive.output(False)
+            self._drive_on = False
+        if self._sense_on:
             self.sense.output(False)
-            self._outputs_on = False
+            self._sense_on = False
         if self._closed:
             self.matrix.open_all()
             self._closed.clear()
@@ -228,7 +234,7 @@ class InstrumentCrossbar(Crossbar):
         self.bench, self.index, self.model, self.scheme = bench, index, model, scheme
         self.array = bench.wiring.arrays[index]
         self.rows, self.cols = self.array.rows, self.array.cols
-        self.device, self.dtype = torch.device("cpu"), torch.float64
+        self.device, self.dtype = torch.device("cpu"), torch.float32  # measured in float64, returned in this
         self.counters = OpCounters()
         self.journal = Journal(index)
         bench.attach()
@@ -263,55 +269,60 @@ class InstrumentCrossbar(Crossbar):
         a = self.array
         outputs = [(j, 0, a.plus_pins[j]) for j in range(self.cols)] + \
             [(j, 1, a.minus_pins[j]) for j in range(self.cols)]
-        for b in range(v.shape[0]):
-            for level, sign, lines in _levels(v[b]):
-                currents = self._measure_lines([a.word_line_pins[i] for i in lines], outputs, level)
-                for (j, device, _), current in zip(outputs, currents, strict=True):
-                    out[b, j] += sign * (current if device == 0 else -current)
+        with self.bench.operation():  # on any error: safe state, then the error
+            for b in range(v.shape[0]):
+                for level, sign, lines in _levels(v[b]):
+                    currents = self._measure_lines([a.word_line_pins[i] for i in lines], outputs, level)
+                    for (j, device, _), current in zip(outputs, currents, strict=True):
+                        out[b, j] += sign * (current if device == 0 else -current)
+            self.bench.idle()
         self._count_reads(v)
-        return out.to(voltages.dtype)
+        return out.to(self.dtype)
 
     def read_backward(self, voltages: Tensor) -> Tensor:
         v = self._check_voltages(voltages, self.cols, "column").to(torch.float64)
         out = torch.zeros((v.shape[0], self.rows), dtype=torch.float64)
         a = self.array
         outputs = [(i, -1, a.word_line_pins[i]) for i in range(self.rows)]
-        for b in range(v.shape[0]):
-            for level, sign, lines in _levels(v[b]):
-                for device, pins in ((0, a.plus_pins), (1, a.minus_pins)):
-                    currents = self._measure_lines([pins[j] for j in lines], outputs, level)
-                    for (i, _, _), current in zip(outputs, currents, strict=True):
-                        out[b, i] += sign * (current if device == 0 else -current)
+        with self.bench.operation():
+            for b in range(v.shape[0]):
+                for level, sign, lines in _levels(v[b]):
+                    for device, pins in ((0, a.plus_pins), (1, a.minus_pins)):
+                        currents = self._measure_lines([pins[j] for j in lines], outputs, level)
+                        for (i, _, _), current in zip(outputs, currents, strict=True):
+                            out[b, i] += sign * (current if device == 0 else -current)
+            self.bench.idle()
         self._count_reads(v)
-        return out.to(voltages.dtype)
+        return out.to(self.dtype)
 
     def read_conductances(self) -> Tensor:
         g = torch.zeros((2, self.rows, self.cols), dtype=torch.float64)
         a = self.array
-        for i in range(self.rows):
-            outputs = [(j, 0, a.plus_pins[j]) for j in range(self.cols)] + \
-                [(j, 1, a.minus_pins[j]) for j in range(self.cols)]
-            currents = self._measure_lines([a.word_line_pins[i]], outputs, self._v_read, row=i)
-            for (j, device, _), current in zip(outputs, currents, strict=True):
-                g[device, i, j] = current / self._v_read
+        outputs = [(j, 0, a.plus_pins[j]) for j in range(self.cols)] + \
+            [(j, 1, a.minus_pins[j]) for j in range(self.cols)]
+        with self.bench.operation():
+            for i in range(self.rows):
+                currents = self._measure_lines([a.word_line_pins[i]], outputs, self._v_read, row=i)
+                for (j, device, _), current in zip(outputs, currents, strict=True):
+                    g[device, i, j] = current / self._v_read
+            self.bench.idle()
         self.counters.cell_reads += 2 * self.rows * self.cols
-        return g
+        return g.to(self.dtype)
 
     def _measure_lines(self, drive_pins: list[int], outputs: list[tuple[int, int, int]], level: float,
                        row: int = -1) -> list[float]:
-        """Drive ``drive_pins`` at ``level``; measure each output pin in turn on sense."""
+        """Drive ``drive_pins`` at ``level``; measure each output pin in turn on sense (inside
+        the caller's :meth:`HilBench.operation`; lines switch under the read voltage)."""
         currents = []
         bench = self.bench
-        with bench.operation():  # on any error: safe state, then the error
-            for index, device, pin in outputs:
-                bench.connect(drive_pins, [pin])
-                current = bench.measure(level)
-                currents.append(current)
-                col = index if device >= 0 else -1
-                r = row if device >= 0 else index
-                self.journal.record(b"read", row=r, col=col, device=device, voltage=level,
-                                    width=self._t_read, current=current)
-            bench.idle()
+        for index, device, pin in outputs:
+            bench.connect(drive_pins, [pin])
+            current = bench.measure(level)
+            currents.append(current)
+            col = index if device >= 0 else -1
+            r = row if device >= 0 else index
+            self.journal.record(b"read", row=r, col=col, device=device, voltage=level,
+                                width=self._t_read, current=current)
         return currents
 
     def _count_reads(self, v: Tensor) -> None:
@@ -375,17 +386,20 @@ def _open_instruments(wiring: Wiring, visa_library: str) -> Instruments:
         matrix = Keithley707B(wiring.matrix, resource_manager=rm)
         opened.append(matrix)
         ids = {"matrix": matrix.identity().raw}
+        drive: Terminal
+        sense: Terminal
         if wiring.smu_model == "b2900":
             smu = KeysightB2900(wiring.smu, resource_manager=rm)
             opened.append(smu)
             drive, sense = smu.channel(wiring.drive_channel), smu.channel(wiring.sense_channel)
             ids["smu"] = smu.identity().raw
         else:
-            drive = Keithley2450(wiring.smu, resource_manager=rm)
-            opened.append(drive)
-            sense = Keithley2450(wiring.smu_sense, resource_manager=rm)
-            opened.append(sense)
-            ids["smu_drive"], ids["smu_sense"] = drive.identity().raw, sense.identity().raw
+            smu_drive = Keithley2450(wiring.smu, resource_manager=rm)
+            opened.append(smu_drive)
+            smu_sense = Keithley2450(wiring.smu_sense, resource_manager=rm)
+            opened.append(smu_sense)
+            ids["smu_drive"], ids["smu_sense"] = smu_drive.identity().raw, smu_sense.identity().raw
+            drive, sense = smu_drive, smu_sense
         return drive, sense, matrix, ids, [*opened, rm]
     except BaseException:
         for instrument in reversed(opened):

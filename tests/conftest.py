@@ -29,3 +29,14 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """VISA resources of real instruments for the optional tests in ``tests/test_drivers_*.py``
+    (skipped unless given; they only read identity and settings, switch outputs off, open all)."""
+    group = parser.getgroup("instruments", "real instruments for the driver tests")
+    group.addoption("--b2900", default=None, metavar="RESOURCE", help="VISA resource of a Keysight B2900 SMU")
+    group.addoption("--k2450", default=None, metavar="RESOURCE", help="VISA resource of a Keithley 2450 SMU")
+    group.addoption("--k707b", default=None, metavar="RESOURCE", help="VISA resource of a Keithley 707B/708B")
+    group.addoption("--visa-library", default="", metavar="BACKEND",
+                    help="pyvisa backend for those instruments, e.g. @py (default: the system VISA)")

@@ -20,6 +20,7 @@ The contract never asks for arrays larger than ``max_shape`` (tests skip otherwi
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +50,38 @@ class CrossbarFactory:
         return self.build(rows, cols, scheme)
 
 
+def _through_emulator(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
+    """An :class:`~devices.instrument.InstrumentCrossbar` driving the bench emulator over TCP
+    (pyvisa-py, the real drivers): the whole hardware path, with a simulated array behind
+    it. Each build starts its own emulator, stopped when the crossbar is collected."""
+
+    def build(rows: int, cols: int, scheme: str) -> Crossbar:
+        from devices.emulator import Emulator
+        from devices.hil_settings import HilSettings, Limits, Operation
+        from devices.instrument import HilBench, InstrumentCrossbar
+        from devices.presets import get_preset
+        from devices.wiring import ArrayWiring, Wiring
+
+        pins = list(range(rows + 2 * cols))
+        array = ArrayWiring(rows, cols, tuple(pins[:rows]), tuple(pins[rows:rows + cols]),
+                            tuple(pins[rows + cols:]))
+        emulator = Emulator(Wiring(smu="", matrix="", arrays=(array,)), preset=preset, seed=seed)
+        resources = emulator.start()
+        wiring = Wiring(smu=resources["smu"], matrix=resources["matrix"], arrays=(array,))
+        limits = Limits(max_voltage_v=2.0, compliance_a=0.05, max_pulse_width_s=1e-3, max_pulses_per_cell=64)
+        bench = HilBench.open(wiring, HilSettings(limits, Operation()), "@py")
+        crossbar = InstrumentCrossbar(bench, 0, get_preset(preset), scheme=scheme)  # type: ignore[arg-type]
+        weakref.finalize(crossbar, _stop, bench, emulator)
+        return crossbar
+
+    return build
+
+
+def _stop(bench: object, emulator: object) -> None:
+    bench.close()  # type: ignore[attr-defined]
+    emulator.stop()  # type: ignore[attr-defined]
+
+
 def _simulated(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
     def build(rows: int, cols: int, scheme: str) -> Crossbar:
         return SimulatedCrossbar(rows, cols, preset, seed=seed, scheme=scheme, init="mid")  # type: ignore[arg-type]
@@ -59,5 +92,7 @@ def _simulated(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
 FACTORIES: list[CrossbarFactory] = [
     CrossbarFactory(name="simulated-ideal", build=_simulated("ideal", 1234), exact=True, ideal=True),
     CrossbarFactory(name="simulated-rram", build=_simulated("rram", 1234), exact=False, ideal=False),
+    CrossbarFactory(name="emulated-bench-ideal", build=_through_emulator("ideal", 1234), exact=False,
+                    ideal=True, max_shape=(12, 10)),
 ]
 """Every crossbar implementation under contract. Append instrument-backed arrays here."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import device_response, fit, inspect, plot, train
+from . import device_response, emulator, fit, inspect, plot, train
 
 COMMANDS: list[Callable[[Any], None]] = [
     device_response.register,
+    emulator.register,
     fit.register,
     inspect.register,
     plot.register,

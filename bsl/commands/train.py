@@ -76,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(result: Any) -> None:
     s = result.summary
+    modes = ", ".join(f"{mode} {s[f'test_accuracy_{mode}']:.4f}" for mode in ("deterministic", "stochastic")
+                      if s[f"test_accuracy_{mode}"] is not None)
     print(
-        f"test accuracy {s['test_accuracy']:.4f} ({s['inference']}; "
-        f"deterministic {s['test_accuracy_deterministic']:.4f}, "
-        f"stochastic {s['test_accuracy_stochastic']:.4f}), train accuracy {s['train_accuracy']:.4f}, "
+        f"test accuracy {s['test_accuracy']:.4f} ({s['inference']}; {modes}), "
+        f"train accuracy {s['train_accuracy']:.4f}, "
         f"{s['samples_per_s']:.0f} samples/s, {s['wall_s']:.1f} s; run in {result.run_dir}"
     )
