@@ -264,7 +264,7 @@ class InstrumentCrossbar(Crossbar):
 
     # -- reads --------------------------------------------------------------------
     def read_forward(self, voltages: Tensor) -> Tensor:
-        v = self._check_voltages(voltages, self.rows, "row").to(torch.float64)
+        v = self._within_limits(self._check_voltages(voltages, self.rows, "row"))
         out = torch.zeros((v.shape[0], self.cols), dtype=torch.float64)
         a = self.array
         outputs = [(j, 0, a.plus_pins[j]) for j in range(self.cols)] + \
@@ -280,7 +280,7 @@ class InstrumentCrossbar(Crossbar):
         return out.to(self.dtype)
 
     def read_backward(self, voltages: Tensor) -> Tensor:
-        v = self._check_voltages(voltages, self.cols, "column").to(torch.float64)
+        v = self._within_limits(self._check_voltages(voltages, self.cols, "column"))
         out = torch.zeros((v.shape[0], self.rows), dtype=torch.float64)
         a = self.array
         outputs = [(i, -1, a.word_line_pins[i]) for i in range(self.rows)]
@@ -324,6 +324,16 @@ class InstrumentCrossbar(Crossbar):
             self.journal.record(b"read", row=r, col=col, device=device, voltage=level,
                                 width=self._t_read, current=current)
         return currents
+
+    def _within_limits(self, v: Tensor) -> Tensor:
+        """The voltages in float64, refused before anything is sent if any exceeds the limit."""
+        v = v.to(torch.float64)
+        limit = self.bench.settings.limits.max_voltage_v
+        peak = float(v.abs().max()) if v.numel() else 0.0
+        if not peak <= limit:  # also refuses NaN
+            raise ValueError(f"read voltage {peak} V exceeds the limit max_voltage_v = {limit} V: "
+                             "nothing was sent")
+        return v
 
     def _count_reads(self, v: Tensor) -> None:
         self.counters.vector_reads += int(v.shape[0])
