@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import pyvisa
 import torch
 from crossbar_factories import FACTORIES, CrossbarFactory
 
@@ -40,3 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k707b", default=None, metavar="RESOURCE", help="VISA resource of a Keithley 707B/708B")
     group.addoption("--visa-library", default="", metavar="BACKEND",
                     help="pyvisa backend for those instruments, e.g. @py (default: the system VISA)")
+
+
+@pytest.fixture(scope="module")
+def rm() -> Iterator[pyvisa.ResourceManager]:
+    """A pyvisa-py resource manager (for tests that talk to the emulator over TCP)."""
+    manager = pyvisa.ResourceManager("@py")
+    yield manager
+    manager.close()

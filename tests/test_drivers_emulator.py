@@ -19,6 +19,7 @@ import pyvisa
 import torch
 
 pytest.importorskip("pyvisa_py")
+from small_bench import MINUS, PLUS, V_READ, WORD, write_wiring  # noqa: E402
 
 from devices.emulator import Emulator  # noqa: E402
 from devices.wiring import crosspoint, load_wiring  # noqa: E402
@@ -31,32 +32,7 @@ from drivers import (  # noqa: E402
     KeysightB2900,
 )
 
-WIRING = """
-[instruments]
-smu = "TCPIP::127.0.0.1::5025::SOCKET"
-{smu_extra}
-matrix = "TCPIP::127.0.0.1::5026::SOCKET"
-
-[terminals]
-drive_row = "A"
-sense_row = "B"
-
-[[arrays]]
-rows = 3
-cols = 2
-first_pin = 0
-"""
-# pins: word lines 0, 1, 2; G+ bit lines 3, 4; G- bit lines 5, 6
-WORD, PLUS, MINUS = (0, 1, 2), (3, 4), (5, 6)
-V_READ = 0.2
 COMPLIANCE_A = 1e-3
-
-
-@pytest.fixture(scope="module")
-def rm() -> Iterator[pyvisa.ResourceManager]:
-    manager = pyvisa.ResourceManager("@py")
-    yield manager
-    manager.close()
 
 
 @contextmanager
@@ -64,10 +40,7 @@ def bench(rm: pyvisa.ResourceManager, tmp_path: Path, model: str = "b2900",
           **kw: Any) -> Iterator[tuple[Emulator, dict[str, Any]]]:
     """An emulator on free ports and the drivers on it: ``drive``, ``sense`` (B2900
     channels 1 and 2, or two 2450s), ``matrix``, and ``smu`` (the B2900 itself)."""
-    extra = 'smu_model = "2450"\nsmu_sense = "TCPIP::127.0.0.1::5027::SOCKET"' if model == "2450" else ""
-    path = tmp_path / "wiring.toml"
-    path.write_text(WIRING.format(smu_extra=extra), encoding="utf-8")
-    emu = Emulator(load_wiring(path), preset="ideal", seed=3, **kw)
+    emu = Emulator(load_wiring(write_wiring(tmp_path, model)), preset="ideal", seed=3, **kw)
     opened: list[Instrument] = []
     with emu:
         try:

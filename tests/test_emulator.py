@@ -17,42 +17,11 @@ import torch
 
 pytest.importorskip("pyvisa_py")
 
+from small_bench import MINUS, PLUS, V_READ, WORD, write_wiring  # noqa: E402
+
 from bsl.cli import main  # noqa: E402
 from devices.emulator import Emulator, Faults  # noqa: E402
 from devices.wiring import crosspoint  # noqa: E402
-
-WIRING = """
-[instruments]
-smu = "TCPIP::127.0.0.1::5025::SOCKET"
-{smu_extra}
-matrix = "TCPIP::127.0.0.1::5026::SOCKET"
-
-[terminals]
-drive_row = "A"
-sense_row = "B"
-
-[[arrays]]
-rows = 3
-cols = 2
-first_pin = 0
-"""
-# pins: word lines 0, 1, 2; G+ bit lines 3, 4; G- bit lines 5, 6
-WORD, PLUS, MINUS = (0, 1, 2), (3, 4), (5, 6)
-V_READ = 0.2
-
-
-@pytest.fixture(scope="module")
-def rm() -> Iterator[pyvisa.ResourceManager]:
-    manager = pyvisa.ResourceManager("@py")
-    yield manager
-    manager.close()
-
-
-def write_wiring(tmp_path: Path, model: str = "b2900") -> Path:
-    extra = 'smu_model = "2450"\nsmu_sense = "TCPIP::127.0.0.1::5027::SOCKET"' if model == "2450" else ""
-    path = tmp_path / "wiring.toml"
-    path.write_text(WIRING.format(smu_extra=extra), encoding="utf-8")
-    return path
 
 
 @contextmanager
