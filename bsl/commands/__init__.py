@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import device_response, emulator, fit, inspect, plot, train
+from . import device_response, emulator, energy, fit, inspect, plot, sweep, train
 
 COMMANDS: list[Callable[[Any], None]] = [
     device_response.register,
     emulator.register,
+    energy.register,
     fit.register,
     inspect.register,
     plot.register,
+    sweep.register,
     train.register,
 ]
