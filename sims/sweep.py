@@ -15,7 +15,6 @@ nothing finished is ever lost. Layout of a study folder::
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,9 +131,3 @@ def _cores() -> int:
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
-
-def wall_clock(fn: Callable[[], Any]) -> float:
-    """Seconds ``fn()`` takes (for the scaling benchmark)."""
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
