@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 WIRING = """
 [instruments]
 smu = "TCPIP::127.0.0.1::5025::SOCKET"
@@ -32,3 +34,10 @@ def write_wiring(tmp_path: Path, model: str = "b2900") -> Path:
     path = tmp_path / "wiring.toml"
     path.write_text(WIRING.format(smu_extra=extra), encoding="utf-8")
     return path
+
+
+def all_but(g: torch.Tensor, index: tuple[int, int, int]) -> torch.Tensor:
+    """A mask of every device of ``g`` (``(2, rows, cols)``) except the one at ``index``."""
+    mask = torch.ones_like(g, dtype=torch.bool)
+    mask[index] = False
+    return mask

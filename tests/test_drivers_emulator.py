@@ -19,7 +19,7 @@ import pyvisa
 import torch
 
 pytest.importorskip("pyvisa_py")
-from small_bench import MINUS, PLUS, V_READ, WORD, write_wiring  # noqa: E402
+from small_bench import MINUS, PLUS, V_READ, WORD, all_but, write_wiring  # noqa: E402
 
 from devices.emulator import Emulator  # noqa: E402
 from devices.wiring import crosspoint, load_wiring  # noqa: E402
@@ -159,8 +159,7 @@ def test_b2900_pulse_moves_only_the_selected_device_and_ends_safe(rm, tmp_path):
         g1 = arr.conductances()
         step = arr.model.dw_min
         assert float(g1[1, 1, 0] - g0[1, 1, 0]) == pytest.approx(7 * step, rel=1e-3)
-        others = torch.ones_like(g0, dtype=torch.bool)
-        others[1, 1, 0] = False
+        others = all_but(g0, (1, 1, 0))
         assert torch.equal(g1[others], g0[others])
         t = emu.bench.drive
         assert (t.output, t.shape, t.level_v, t.peak_v, t.count) == (False, "DC", 0.0, 1.2, 7)
@@ -263,8 +262,7 @@ def test_2450_pair_measure_pulse_compliance_and_shutdown(rm, tmp_path):
         drive.opc()
         g1 = arr.conductances()
         assert float(g1[0, 2, 1] - g[0, 2, 1]) == pytest.approx(2 * arr.model.dw_min, rel=1e-3)
-        others = torch.ones_like(g, dtype=torch.bool)
-        others[0, 2, 1] = False
+        others = all_but(g, (0, 2, 1))
         # (SimulatedCrossbar.pulse_devices can move an untouched float32 device by ~1e-12 S)
         assert torch.allclose(g1[others], g[others], rtol=0.0, atol=1e-10)
         assert emu.log.pulses_per_device() == {(0, 0, 2, 1): 2}

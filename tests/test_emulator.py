@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("pyvisa_py")
 
-from small_bench import MINUS, PLUS, V_READ, WORD, write_wiring  # noqa: E402
+from small_bench import MINUS, PLUS, V_READ, WORD, all_but, write_wiring  # noqa: E402
 
 from bsl.cli import main  # noqa: E402
 from devices.emulator import Emulator, Faults  # noqa: E402
@@ -154,8 +154,7 @@ def test_set_and_reset_trains_move_only_the_selected_device(rm, tmp_path):
         g1 = arr.conductances()
         step = arr.model.dw_min
         assert float(g1[1, 1, 0] - g0[1, 1, 0]) == pytest.approx(7 * step, rel=1e-3)
-        others = torch.ones_like(g0, dtype=torch.bool)
-        others[1, 1, 0] = False
+        others = all_but(g0, (1, 1, 0))
         assert torch.equal(g1[others], g0[others])
         pulse(s["smu"], -1.0, 3)
         g2 = arr.conductances()

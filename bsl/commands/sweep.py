@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from bsl.commands.arguments import boolean
+
 
 def register(subparsers: Any) -> None:
     """Add ``sweep`` and ``sweep-plot``."""
@@ -26,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="STUDY_DIR")
     p.add_argument("--scheduler", default="", metavar="ADDRESS", help="a running Dask scheduler")
     p.add_argument("--workers", type=int, default=0, help="LocalCluster workers (default: one per core)")
-    p.add_argument("--progress", type=_bool, default=True, help="progress bar (default: true)")
+    p.add_argument("--progress", type=boolean, default=True, help="progress bar (default: true)")
     p.set_defaults(run=run_sweep_command)
     q = subparsers.add_parser("sweep-plot", help="plot a study's accuracy against each swept parameter",
                               description="Accuracy vs each swept parameter, one line per rule, seed "
@@ -36,12 +38,6 @@ def register(subparsers: Any) -> None:
     q.set_defaults(run=run_plot_command)
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:

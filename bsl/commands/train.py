@@ -15,15 +15,8 @@ import argparse
 import dataclasses
 from typing import Any
 
+from bsl.commands.arguments import boolean
 from devices.presets import preset_names
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +36,7 @@ def register(subparsers: Any) -> None:
     docs = field_docs()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        kind = {"int": int, "float": float, "str": str, "bool": _bool}[str(f.type)]
+        kind = {"int": int, "float": float, "str": str, "bool": boolean}[str(f.type)]
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=f"{docs.get(f.name, '')} (default: {f.default!r})")
     p.set_defaults(run=run)
