@@ -15,17 +15,13 @@ Writes a JSON file (with machine info) and prints a short table::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
+from report import machine, write_report
 
 from devices import SimulatedCrossbar
 
@@ -83,20 +79,6 @@ def bench_preset(preset: str, rows: int, cols: int, batch: int, repeats: int, wa
     return out
 
 
-def machine_info() -> dict:
-    return {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=784)
@@ -123,14 +105,12 @@ def main(argv: list[str] | None = None) -> dict:
     elapsed = time.perf_counter() - start
     report = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": machine_info(),
         "elapsed_s": elapsed,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, report)
 
-    m = report["machine"]
+    m = machine()
     print(
         f"crossbar {args.rows}x{args.cols}, batch {args.batch}, median of {args.repeats} "
         f"(torch {m['torch']}, {m['torch_threads']} threads, {m['cpu_count']} CPUs, "

@@ -13,8 +13,6 @@ batch. Writes JSON::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from report import write_report
 
 from bsl.config import TrainConfig, load_config_file
 from bsl.train import train
@@ -72,11 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         "queries_per_sample": queries / samples,
         "host_s_per_sample": (t1 - t0) / samples, "host_s_per_batch": (t1 - t0) / (n_steps - 1),
         "test_accuracy": summary["test_accuracy"],
-        "machine": {"torch": torch.__version__, "python": platform.python_version(),
-                    "platform": platform.platform()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"{report['commands_per_sample']:.0f} commands ({report['queries_per_sample']:.0f} with a reply) "
           f"and {1e3 * report['host_s_per_sample']:.1f} ms of host time per training sample at batch "
           f"{args.batch_size} ({report['commands_by_instrument_per_sample']}); wrote {args.out}")

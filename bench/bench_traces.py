@@ -16,8 +16,6 @@ sparsity. Writes JSON::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import write_report
 
 from bsl import train as training
 from bsl.config import TrainConfig
@@ -122,11 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         "median_wall_s_trace_on": on, "median_wall_s_trace_off": off,
         "slowdown": on / off - 1.0, "trace_file_bytes": trace_bytes,
         "recording_share": shares, "median_recording_share": statistics.median(shares),
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "platform": platform.platform()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"median wall: trace on {on:.2f} s, off {off:.2f} s: A/B slowdown {100 * (on / off - 1):+.1f} %; "
           f"time spent recording: {100 * statistics.median(shares):.2f} % of the untraced work "
           f"(trace file {trace_bytes / 1e6:.1f} MB); wrote {args.out}")

@@ -12,13 +12,11 @@ needed). Writes JSON and prints a table::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
+from report import write_report
 
 from bsl.config import TrainConfig
 from bsl.data import load_dataset
@@ -82,12 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "network": f"784-{args.layers}-10", "preset": args.preset, "samples": args.samples,
         "inputs": "mnist" if args.mnist else "random sparse images",
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "platform": platform.platform()},
         "results": rows,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     print(f"network {report['network']}, preset {args.preset}, torch threads {torch.get_num_threads()}")
     print(f"{'batch':>5}  {'bsl samples/s':>14}  {'sgd samples/s':>14}  {'bsl/sgd':>8}")
     for r in rows:

@@ -14,6 +14,7 @@ nothing finished is ever lost. Layout of a study folder::
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -71,10 +72,19 @@ def finished_points(spec: SweepSpec, study: Path) -> dict[str, dict[str, Any]]:
 
 
 def run_sweep(spec_path: str | Path, study_dir: str | Path, *, scheduler: str = "", workers: int = 0,
-              progress: bool = True, on_done: Callable[[str], None] | None = None) -> Path:
-    """Run every unfinished point of the sweep file; return the results file."""
-    from dask.distributed import Client, LocalCluster, as_completed
+              dashboard: str = "", progress: bool = True,
+              on_done: Callable[[str], None] | None = None) -> Path:
+    """Run every unfinished point of the sweep file; return the results file.
 
+    ``scheduler``: address of a running Dask scheduler (default: start a LocalCluster of
+    ``workers`` single-threaded processes, one per core if 0). ``dashboard``: address for
+    the LocalCluster's dashboard, e.g. ``":8787"`` (needs bokeh; default: none)."""
+    from dask.distributed import Client, as_completed
+
+    if scheduler and dashboard:
+        raise ValueError("a dashboard is served by the scheduler: give --dashboard only without --scheduler")
+    if dashboard and importlib.util.find_spec("bokeh") is None:
+        raise ValueError("the Dask dashboard needs bokeh: pip install 'bokeh>=3.1'")
     spec = load_sweep(spec_path)
     study = Path(study_dir)
     (study / "points").mkdir(parents=True, exist_ok=True)
@@ -94,9 +104,10 @@ def run_sweep(spec_path: str | Path, study_dir: str | Path, *, scheduler: str = 
     if scheduler:
         client = Client(scheduler)
     else:
-        n = workers or _cores()
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = _local_cluster(workers or _cores(), dashboard)
         client = Client(cluster)
+        if dashboard:
+            print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
     failed: dict[str, str] = {}
     try:
         futures = {client.submit(run_point, p, str(study / "points" / p.name), key=f"point-{p.name}",
@@ -124,6 +135,16 @@ def run_sweep(spec_path: str | Path, study_dir: str | Path, *, scheduler: str = 
                          f"(first: {first[0]}: {first[1]}); finished points are in {results_file}; "
                          "rerun the same command to retry the rest")
     return results_file
+
+
+def _local_cluster(workers: int, dashboard: str) -> Any:
+    """Single-threaded worker processes on this machine. Without a dashboard the scheduler's
+    small HTTP server (health checks) listens on a free loopback port, not on 8787."""
+    from dask.distributed import LocalCluster
+
+    quiet = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
+    where: dict[str, Any] = {"dashboard_address": dashboard} if dashboard else quiet
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **where)
 
 
 def _cores() -> int:

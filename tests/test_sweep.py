@@ -65,8 +65,15 @@ def test_sweep_runs_resumes_and_gathers(tmp_path: Path) -> None:
     path = spec(tmp_path, '[grid]\n"device.dw_min_std" = [0.0, 0.5]\nrule = ["bsl", "manhattan"]\n')
     study = tmp_path / "study"
     done: list[str] = []
-    results = run_sweep(path, study, workers=2, progress=False, on_done=done.append)
+    ports: set[int] = set()
+
+    def record(name: str) -> None:
+        done.append(name)
+        ports.update(_listening_ports())  # the LocalCluster's scheduler runs in this process
+
+    results = run_sweep(path, study, workers=2, progress=False, on_done=record)
     assert len(done) == 4
+    assert ports and 8787 not in ports  # no dashboard unless asked for: nothing on Dask's usual port
     with xr.open_dataset(results, engine="h5netcdf") as ds:
         acc = ds["test_accuracy"].load()
         assert dict(acc.sizes) == {"dw_min_std": 2, "rule": 2}
@@ -101,6 +108,24 @@ def test_sweep_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["sweep-plot", str(tmp_path / "nothing")]) == 2
     assert main(["sweep", str(path), "--out", str(tmp_path / "s2"), "--workers", "-1"]) == 2
+
+
+def _listening_ports() -> set[int]:
+    import psutil
+
+    return {c.laddr.port for c in psutil.Process().net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+
+
+def test_dashboard_needs_bokeh_and_a_local_cluster(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = spec(tmp_path, "[grid]\nseed = [0]\n")
+    with pytest.raises(ValueError, match="only without --scheduler"):
+        run_sweep(path, tmp_path / "a", scheduler="tcp://127.0.0.1:1", dashboard=":8787")
+    if importlib.util.find_spec("bokeh") is None:
+        with pytest.raises(ValueError, match="needs bokeh"):
+            run_sweep(path, tmp_path / "b", dashboard=":8787")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before anything
 
 
 def test_a_killed_worker_does_not_lose_its_point(tmp_path: Path) -> None:

@@ -28,6 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="STUDY_DIR")
     p.add_argument("--scheduler", default="", metavar="ADDRESS", help="a running Dask scheduler")
     p.add_argument("--workers", type=int, default=0, help="LocalCluster workers (default: one per core)")
+    p.add_argument("--dashboard", default="", metavar="ADDRESS",
+                   help="serve the LocalCluster's Dask dashboard at ADDRESS, e.g. :8787 (needs bokeh; "
+                   "default: no dashboard)")
     p.add_argument("--progress", type=boolean, default=True, help="progress bar (default: true)")
     p.set_defaults(run=run_sweep_command)
     q = subparsers.add_parser("sweep-plot", help="plot a study's accuracy against each swept parameter",
@@ -38,15 +41,13 @@ def register(subparsers: Any) -> None:
     q.set_defaults(run=run_plot_command)
 
 
-
-
 def run_sweep_command(args: argparse.Namespace) -> int:
     from sims.sweep import run_sweep
 
     if args.workers < 0:
         raise ValueError(f"--workers {args.workers}: must be >= 0")
     path = run_sweep(args.spec, args.out, scheduler=args.scheduler, workers=args.workers,
-                     progress=args.progress)
+                     dashboard=args.dashboard, progress=args.progress)
     print(f"results in {path}")
     return 0
 
