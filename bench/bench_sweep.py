@@ -6,9 +6,10 @@ seeds). Times the whole ``run_sweep`` call, cluster start included, in fresh stu
 folders, ``--repeats`` times per worker count in alternating order (1, 2, 2, 1, ...), and
 reports the median of each. To tell what a second worker costs, it also sums the points'
 own training times (``summary.json`` ``wall_s``): their ratio between the two settings is
-how much two runs side by side slow each other down (the cores share caches and memory
-bandwidth), and whatever the wall time holds beyond ``sum / workers`` is the cluster's
-start, the workers' imports, scheduling and load imbalance. Before each pair of sweeps it
+how much two runs side by side slow each other down (shared caches, and a virtual
+machine's cores that are not always backed by two host cores), and whatever the wall
+time holds beyond ``sum / workers`` is the cluster's start, the workers' imports,
+scheduling and load imbalance. Before each pair of sweeps it
 also times a fixed pure-Python loop once alone and twice side by side in separate
 processes: ``2 x alone / side by side`` is what two processes can gain on this machine at
 that moment (a virtual machine's two cores often deliver well under 2x), the ceiling for
