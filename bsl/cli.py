@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
 from .commands import COMMANDS
@@ -14,9 +16,17 @@ class UsageError(Exception):
     """A user error that the command line reports in one line, without a traceback."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as every other error: one line, ``bsl <cmd>: error: ...``
+    (exit 2), without argparse's usage block (``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all sub-commands)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bsl",
         description="On-chip training of neural networks on memristor crossbars.",
     )
@@ -30,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bsl`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the sub-command, as its other errors (argparse names only "bsl")
+        print(f"bsl {args.command}: error: unrecognized arguments: {' '.join(shlex.join(unknown).split())}",
+              file=sys.stderr)
+        return 2
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt as exc:
@@ -51,13 +65,20 @@ def _instrument_errors() -> tuple[type[BaseException], ...]:
     return (VisaError, InstrumentError)
 
 
+_VI_ERROR_TMO = -1073807339
+"""pyvisa's ``StatusCode.error_timeout`` (pyvisa is not imported before an error needs it)."""
+
+
 def _one_line(exc: BaseException) -> str:
     """The error, its kind when that helps, and where a run's record is, on one line."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, UsageError | ValueError | OSError | TypeError) or isinstance(exc, UnicodeError):
+    if isinstance(exc, ConnectionError):  # the drivers' ConnectionLost, or a socket error
+        if "connection lost" not in text and "connection refused" not in text:
+            text = f"instrument connection lost ({type(exc).__name__}): {text}"
+    elif getattr(exc, "error_code", None) == _VI_ERROR_TMO:  # pyvisa: silent, the connection up
+        text = f"instrument timeout ({type(exc).__name__}): {text}"
+    elif not isinstance(exc, UsageError | ValueError | OSError | TypeError) or isinstance(exc, UnicodeError):
         text = f"instrument failure ({type(exc).__name__}): {text}"
-    elif isinstance(exc, ConnectionError):
-        text = f"instrument connection lost ({type(exc).__name__}): {text}"
     hint = getattr(exc, "bsl_hint", None)
     return f"{text}; {hint}" if hint else text
 

@@ -9,8 +9,12 @@ in a ``[train]`` table, e.g.::
     epochs = 10
     preset = "rram"
 
-Flags given on the command line override the file. The effective configuration is
-saved with every run (``RUN_DIR/config.toml`` and inside ``summary.json``).
+Flags given on the command line override the file. Relative paths in a run file
+(``wiring``, ``limits``, ``data_dir``, ``out`` and ``preset`` when it names a file) are
+taken relative to the run file's own folder, so it works from any directory; paths
+given as flags stay relative to the current directory. The effective configuration is
+saved with every run (``RUN_DIR/config.toml``, with those paths made absolute, and
+inside ``summary.json``).
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import ast
 import dataclasses
 import inspect
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.presets import DEFAULT_PRESET, get_preset
+from devices.presets import DEFAULT_PRESET, PRESETS, get_preset
 from devices.toml_io import read_toml, write_toml_tables
 
 from .data import DATASETS
@@ -109,6 +114,9 @@ class TrainConfig:
     every epoch)."""
     checkpoint_every: int = 0
     """Also checkpoint every this many batches (0: at the start and after every epoch)."""
+    checkpoint_every_s: float = 60.0
+    """Also checkpoint once this many seconds of wall time have passed since the last
+    checkpoint, so a kill loses at most about this much work (0 = off)."""
     out: str = ""
     """Run folder (default ``runs/<rule>-<dataset>-<time>``)."""
     progress: bool = True
@@ -169,6 +177,8 @@ def _validate(c: TrainConfig) -> None:
         _fail("anneal", c.anneal, "must lie in (0, 1]")
     if not 0 <= c.dead_zone < 1:
         _fail("dead_zone", c.dead_zone, "must lie in [0, 1)")
+    if not (c.checkpoint_every_s >= 0 and math.isfinite(c.checkpoint_every_s)):
+        _fail("checkpoint_every_s", c.checkpoint_every_s, "must be a finite number of seconds >= 0")
     if not (c.hidden_dead_zone >= 0 and math.isfinite(c.hidden_dead_zone)):
         _fail("hidden_dead_zone", c.hidden_dead_zone, "must be a finite number >= 0")
     if not (c.lr > 0 and math.isfinite(c.lr)):
@@ -206,17 +216,45 @@ def field_docs() -> dict[str, str]:
     return docs
 
 
+PATH_FIELDS = ("data_dir", "wiring", "limits", "out", "preset")
+"""Fields that name files or folders (``preset`` only when it is not a built-in name)."""
+
+
+def _path_fields(values: dict[str, Any], folder: Path) -> list[str]:
+    """The set path fields of ``values``; a preset counts if it is a ``.toml`` name or a
+    file in ``folder`` (else it stays a name, and an unknown one fails as such)."""
+    def is_path(name: str, value: Any) -> bool:
+        if not (isinstance(value, str) and value):
+            return False
+        if name != "preset":
+            return True
+        return value not in PRESETS and (value.endswith(".toml") or (folder / value).exists())
+    return [name for name in PATH_FIELDS if is_path(name, values.get(name))]
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML run file into a dict of config fields (unknown names refused)."""
+    """Read a TOML run file into a dict of config fields (unknown names refused), with
+    relative paths taken relative to the file's folder (see the module doc)."""
     data = read_toml(path, "config file")
     table = data.get("train", data)
+    if not isinstance(table, dict):
+        raise ValueError(f"config file {path}: 'train' must be a table of settings, got {table!r}")
+    table = dict(table)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ValueError(f"config file {path}: unknown setting(s) {unknown}")
-    return dict(table)
+    folder = Path(path).parent
+    for name in _path_fields(table, folder):
+        given = Path(os.path.expanduser(table[name]))  # Path.expanduser raises for an unknown ~user
+        table[name] = str(given if given.is_absolute() else folder / given)
+    return table
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write the effective configuration as a TOML run file."""
-    return write_toml_tables(path, {"train": config.to_dict()}, header="memristor-bsl run configuration")
+    """Write the effective configuration as a TOML run file, path fields made absolute
+    (so that it reloads from anywhere)."""
+    values = config.to_dict()
+    for name in _path_fields(values, Path.cwd()):
+        values[name] = os.path.abspath(os.path.expanduser(values[name]))
+    return write_toml_tables(path, {"train": values}, header="memristor-bsl run configuration")

@@ -85,16 +85,23 @@ class Network:
         return "\n".join(layer.describe() for layer in self.layers)
 
     @torch.no_grad()
-    def predict(self, x: Tensor, mode: str, samples: int, gen: torch.Generator) -> Tensor:
-        """Output probabilities ``(n, classes)`` in the given inference mode."""
+    def predict(self, x: Tensor, mode: str, samples: int, gen: torch.Generator,
+                on_pass: Callable[[], None] | None = None) -> Tensor:
+        """Output probabilities ``(n, classes)`` in the given inference mode; ``on_pass``
+        is called after every pass through the network (for progress)."""
+        done = on_pass or (lambda: None)
         if mode == "deterministic":
-            return self._pass(x, None)
+            out = self._pass(x, None)
+            done()
+            return out
         if mode == "stochastic":
             if samples < 1:
                 raise ValueError(f"samples = {samples!r}: must be >= 1")
             total = self._pass(stochastic_binary(x, gen), gen)
+            done()
             for _ in range(samples - 1):
                 total += self._pass(stochastic_binary(x, gen), gen)
+                done()
             return total / samples
         raise ValueError(f"inference mode {mode!r}: choose one of {INFERENCE_MODES}")
 

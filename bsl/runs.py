@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from .rundir import CHECKPOINT_FILE, SUMMARY_FILE, TRACE_FILE
-from .traces import LAYOUT_VERSION
+from .traces import READ_VERSIONS
 
 FIELD_ORDER = ("g_plus", "g_minus", "lsb_g_plus", "lsb_g_minus", "weight")
 
@@ -67,9 +67,9 @@ class Run:
         except OSError as exc:
             raise RunError(f"cannot open {trace}: {exc}") from exc
         version = self.file.attrs.get("layout_version")
-        if version != LAYOUT_VERSION:
+        if version not in READ_VERSIONS:
             self.file.close()
-            raise RunError(f"{trace}: layout version {version!r}, this package reads {LAYOUT_VERSION}")
+            raise RunError(f"{trace}: layout version {version!r}, this package reads {READ_VERSIONS}")
 
     def __enter__(self) -> Run:
         return self
@@ -145,8 +145,9 @@ class Run:
         return _columns(self.file["steps"][: self._written_steps()])
 
     def _written_steps(self) -> int:
-        """The steps table is allocated for the whole run; rows with ``step == 0`` are not
-        written yet, and written rows come first."""
+        """Rows with ``step == 0`` are allocated but not written yet, and written rows come
+        first (``/steps`` is the virtual join of its segments; in layout version 1 it is one
+        contiguous table sized for the whole run)."""
         return int(np.count_nonzero(self.file["steps"].fields("step")[:]))
 
     def pulses(self, per: str = "step") -> dict[str, np.ndarray]:
@@ -172,6 +173,10 @@ class Run:
         rows = self.file["events"][:]
         return [{"time": float(r["time"]), "step": int(r["step"]), "kind": _text(r["kind"]),
                  "message": _text(r["message"])} for r in rows]
+
+    def resumes(self) -> int:
+        """How many times the run was continued (its ``resume`` events)."""
+        return count_resumes(self.file)
 
     def operations(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` of the instrument operation journal (structured array)."""
@@ -245,6 +250,14 @@ class Run:
         return self.file[f"snapshots/layer{layer}"]
 
 
+def count_resumes(file: h5py.File) -> int:
+    """The ``resume`` events in an open trace file, less the ``resume_refused`` ones: every
+    continuation, including one stopped before its first checkpoint (which the checkpoint's
+    own count misses), but not one refused by the instrument check (:mod:`bsl.hil_resume`)."""
+    kinds = [_text(kind) for kind in file["events"].fields("kind")[:]]
+    return kinds.count("resume") - kinds.count("resume_refused")
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -258,4 +271,4 @@ def open_run(path: str | Path) -> Run:
     return Run(path)
 
 
-__all__ = ["Run", "RunError", "open_run"]
+__all__ = ["Run", "RunError", "count_resumes", "open_run"]

@@ -1,13 +1,18 @@
 """Writing a run's trace file ``RUN_DIR/traces.h5`` (layout in ``docs/trace_layout.md``).
 
 The file uses the most compatible HDF5 superblock (no "file open for write" flag).
-The per-batch ``steps`` table is allocated whole when the run starts (contiguous, zero
-rows = not yet written), and each batch's row is written straight to its byte range
+The per-batch rows live in preallocated contiguous segments ``/step_segments/<k>`` of
+``segment_rows`` zero rows each (zero rows = not yet written), joined into one table by
+the virtual dataset ``/steps``. Each batch's row is written straight to its byte range
 in the file: no HDF5 metadata changes per batch, so the file is consistent at every
-moment and the record costs microseconds. Everything else (epochs, snapshots, events,
-operations) grows through HDF5 and is flushed before the next batch. A process killed
-at any moment thus leaves a file that any HDF5 tool opens, holding every batch up to
-the last completed one.
+moment and the record costs microseconds. Only when a segment is full is the next one
+created (and the file flushed) through HDF5, once per ``segment_rows`` batches, so the
+table grows with the run instead of being sized for all of it. Everything else
+(epochs, snapshots, events, operations) grows through HDF5 and is flushed before the
+next batch. A process killed at any moment thus leaves a file that any HDF5 tool
+(1.10 or later, for the virtual ``/steps``) opens, holding every batch up to the last
+completed one. Layout version 1 (one contiguous ``/steps`` sized for the whole run) is
+still read and continued.
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ import numpy as np
 from devices.journal import OPERATION_DTYPE
 
 LAYOUT = "memristor-bsl run trace"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+READ_VERSIONS = (1, 2)
+"""Layout versions this package reads and continues (1: one contiguous ``/steps``)."""
+SEGMENT_ROWS = 4096
+"""Rows per step segment (fewer when the whole run has fewer batches)."""
+SEGMENTS = "step_segments"
 STRING = h5py.string_dtype()
 
 EPOCH_DTYPE = np.dtype([
@@ -52,45 +62,88 @@ class TraceError(ValueError):
 
 
 class _StepRows:
-    """The preallocated, contiguous ``steps`` table, written row by row with ``pwrite``
-    at the row's file offset (HDF5 stores a contiguous dataset as one plain byte range;
-    its layout is checked against the numpy row before any write)."""
+    """The ``steps`` table: contiguous segments written row by row with ``pwrite`` at the
+    row's file offset (HDF5 stores a contiguous dataset as one plain byte range; each
+    segment's layout is checked against the numpy row before any write). Version 1
+    files have one segment, ``/steps`` itself, which does not grow."""
 
     def __init__(self, file: h5py.File, path: Path) -> None:
-        ds = file["steps"]
-        offset = ds.id.get_offset()
-        if ds.chunks is not None or offset is None:
-            raise TraceError(f"{file.filename}: the steps table is not a contiguous, allocated dataset")
+        self.file = file
         self.dtype = step_dtype(int(file.attrs["n_layers"]))
+        if int(file.attrs["layout_version"]) == 1:
+            segments, self.growable = [file["steps"]], False
+            self.rows = int(segments[0].shape[0])
+        else:
+            group = file[SEGMENTS]
+            self.rows, self.growable = int(group.attrs["rows"]), True
+            segments = [group[str(k)] for k in range(len(group))]
+        self.offsets = [self._offset(ds) for ds in segments]
+        self.n = sum(int(np.count_nonzero(ds.fields("step")[:])) for ds in segments)
+        self._fd = os.open(path, os.O_WRONLY)
+
+    @property
+    def capacity(self) -> int:
+        """Rows allocated so far."""
+        return self.rows * len(self.offsets)
+
+    def _offset(self, ds: h5py.Dataset) -> int:
+        offset = ds.id.get_offset()
+        if ds.chunks is not None or offset is None or ds.shape != (self.rows,):
+            raise TraceError(f"{self.file.filename}: step segment {ds.name} is not a contiguous, allocated "
+                             f"dataset of {self.rows} rows")
         file_type = ds.id.get_type()
         same = file_type.get_size() == self.dtype.itemsize and all(
             file_type.get_member_offset(i) == self.dtype.fields[name][1]  # type: ignore[index]
             for i, name in enumerate(self.dtype.names or ())
         )
         if ds.dtype != self.dtype or not same:
-            raise TraceError(f"{file.filename}: the steps table has an unexpected row layout")
-        self.offset, self.capacity = int(offset), int(ds.shape[0])
-        self.n = int(np.count_nonzero(ds.fields("step")[:]))
-        self._fd = os.open(path, os.O_WRONLY)
+            raise TraceError(f"{self.file.filename}: the steps table has an unexpected row layout")
+        return int(offset)
+
+    def _grow(self) -> None:
+        """Allocate the next segment (zeros) and flush, before any row goes into it."""
+        ds = self.file[SEGMENTS].create_dataset(str(len(self.offsets)), data=np.zeros(self.rows, self.dtype))
+        self.file.flush()
+        self.offsets.append(self._offset(ds))
 
     def write(self, index: int, row: np.ndarray) -> None:
-        """Write row ``index`` (0-based)."""
-        if not 0 <= index < self.capacity:
-            raise TraceError(f"the steps table holds {self.capacity} batches; row {index} is outside it")
-        os.pwrite(self._fd, row.tobytes(), self.offset + index * self.dtype.itemsize)
+        """Write row ``index`` (0-based; rows are written in order, a new one is ``n``)."""
+        if not 0 <= index <= self.n:
+            raise TraceError(f"the steps table holds {self.n} rows; row {index} would leave a gap")
+        if index >= self.capacity:
+            if not self.growable:
+                raise TraceError(f"the steps table holds {self.capacity} batches; row {index} is outside it")
+            self._grow()
+        k, i = divmod(index, self.rows)
+        os.pwrite(self._fd, row.tobytes(), self.offsets[k] + i * self.dtype.itemsize)
         self.n = max(self.n, index + 1)
 
     def clear_from(self, n: int) -> None:
-        """Zero rows ``n`` and later (records made after a checkpoint)."""
-        if n < self.n:
-            size = self.dtype.itemsize
-            os.pwrite(self._fd, bytes((self.n - n) * size), self.offset + n * size)
-            self.n = n
+        """Zero rows ``n`` and later (records made after a checkpoint), across segments."""
+        size, start = self.dtype.itemsize, n
+        while start < self.n:
+            k, i = divmod(start, self.rows)
+            stop = min(self.n, (k + 1) * self.rows)
+            os.pwrite(self._fd, bytes((stop - start) * size), self.offsets[k] + i * size)
+            start = stop
+        self.n = min(self.n, n)
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _virtual_steps(file: h5py.File, dtype: np.dtype, rows: int) -> h5py.Dataset:
+    """``/steps``: a virtual dataset that maps block ``k`` of ``rows`` rows onto
+    ``/step_segments/<k>`` for every segment present (HDF5's ``%b`` source names)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    vspace = h5py.h5s.create_simple((0,), (h5py.h5s.UNLIMITED,))
+    vspace.select_hyperslab((0,), (h5py.h5s.UNLIMITED,), stride=(rows,), block=(rows,))
+    dcpl.set_virtual(vspace, b".", f"/{SEGMENTS}/%b".encode(), h5py.h5s.create_simple((rows,)))
+    space = h5py.h5s.create_simple((0,), (h5py.h5s.UNLIMITED,))
+    h5py.h5d.create(file.id, b"steps", h5py.h5t.py_create(dtype), space, dcpl=dcpl)
+    return file["steps"]
 
 
 class _Table:
@@ -160,10 +213,14 @@ class TraceWriter:
     @classmethod
     def create(cls, path: str | Path, *, attrs: dict[str, Any], layers: Sequence[dict[str, Any]],
                snapshot_fields: Sequence[Sequence[str]], shapes: Sequence[tuple[int, int]],
-               total_steps: int) -> TraceWriter:
+               total_steps: int, segment_rows: int | None = None) -> TraceWriter:
         """A new trace file: root ``attrs`` (JSON-encoded when not scalar), one group per
-        layer with its description, a ``steps`` table of ``total_steps`` zero rows, and
-        empty growing tables."""
+        layer with its description, the ``steps`` table with its first segment (of
+        ``segment_rows`` rows, default ``min(SEGMENT_ROWS, total_steps)``), and empty
+        growing tables."""
+        seg_rows = segment_rows if segment_rows is not None else min(SEGMENT_ROWS, max(int(total_steps), 1))
+        if isinstance(seg_rows, bool) or not isinstance(seg_rows, int) or seg_rows < 1:
+            raise TraceError(f"segment_rows = {seg_rows!r}: must be an integer >= 1")
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")  # renamed into place once complete and flushed
         try:
@@ -188,9 +245,14 @@ class TraceWriter:
             for name in fields:
                 _growing(s, name, "f4", (rows, cols), chunk_rows=1, compression="gzip", compression_opts=4,
                          shuffle=True)
-        f.create_dataset("steps", data=np.zeros(total_steps, dtype=step_dtype(len(layers))))
-        f["steps"].attrs["unit_time"] = UNITS["time"]
-        f["steps"].attrs["unwritten_rows"] = "step == 0"
+        dtype = step_dtype(len(layers))
+        segments = f.create_group(SEGMENTS)
+        segments.attrs["rows"] = seg_rows
+        segments.create_dataset("0", data=np.zeros(seg_rows, dtype=dtype))
+        steps = _virtual_steps(f, dtype, seg_rows)
+        steps.attrs["unit_time"] = UNITS["time"]
+        steps.attrs["unwritten_rows"] = "step == 0"
+        steps.attrs["segment_rows"] = seg_rows
         _growing(f, "epochs", EPOCH_DTYPE, chunk_rows=64)
         _growing(f, "events", EVENT_DTYPE, chunk_rows=64)
         _growing(f, "operations", OPERATION_DTYPE, chunk_rows=4096)
@@ -209,19 +271,25 @@ class TraceWriter:
             f = _open_h5(Path(path), create=False)
         except OSError as exc:
             raise TraceError(f"cannot open trace file {path} to continue it: {exc}") from exc
-        if f.attrs.get("layout_version") != LAYOUT_VERSION:
+        version = f.attrs.get("layout_version")  # read before closing: a closed file raises KeyError
+        if version not in READ_VERSIONS:
             f.close()
-            raise TraceError(f"{path}: trace layout version {f.attrs.get('layout_version')!r}, "
-                             f"this package writes {LAYOUT_VERSION}")
-        writer = cls(f, Path(path))
-        dropped = max(writer._steps.n - steps, 0)
-        writer._steps.clear_from(steps)
-        writer._epochs.truncate(epochs)
-        for i in range(writer.n_layers):
-            group = f[f"snapshots/layer{i}"]
-            keep = int(np.searchsorted(group["step"][:], steps, side="right"))
-            for ds in group.values():
-                _Table(ds).truncate(keep)
+            raise TraceError(f"{path}: trace layout version {version!r}, "
+                             f"this package continues versions {READ_VERSIONS}")
+        try:
+            writer = cls(f, Path(path))
+            dropped = max(writer._steps.n - steps, 0)
+            writer._steps.clear_from(steps)
+            writer._epochs.truncate(epochs)
+            for i in range(writer.n_layers):
+                group = f[f"snapshots/layer{i}"]
+                keep = int(np.searchsorted(group["step"][:], steps, side="right"))
+                for ds in group.values():
+                    _Table(ds).truncate(keep)
+        except Exception as exc:  # a damaged HDF5 file fails in many ways (KeyError, None, OSError, ...)
+            f.close()
+            raise TraceError(f"{path}: the trace file is damaged and cannot be continued "
+                             f"({type(exc).__name__}: {exc})") from exc
         writer._dirty = True
         writer.event("resume", f"continued from the checkpoint at step {steps} (epoch {epochs}); "
                      f"{dropped} batch record(s) made after it were dropped", step=steps)

@@ -4,10 +4,10 @@ The loop knows rules only by ``train_step`` and devices only through
 :class:`bsl.stores.WeightStore`; it never changes when a rule is added.
 
 A run folder holds ``config.toml``, ``traces.h5`` (see :mod:`bsl.traces`), the latest
-``checkpoint.pt`` (at the start, after every epoch, and every ``checkpoint_every``
-batches) and, once finished, ``summary.json``. :func:`resume` continues an
-interrupted run from its checkpoint and, on the simulator, ends with exactly the
-numbers of an uninterrupted run.
+``checkpoint.pt`` (at the start, after every epoch, every ``checkpoint_every`` batches
+and every ``checkpoint_every_s`` seconds) and, once finished, ``summary.json``.
+:func:`resume` continues an interrupted run from its checkpoint and, on the simulator,
+ends with exactly the numbers of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ from tqdm.auto import tqdm
 from devices import SimulatedCrossbar
 
 from . import __version__
+from .budget import check_run
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, save_config
 from .data import Dataset, load_dataset
+from .evaluation import evaluate
+from .hil_resume import reopen_verified
 from .network import Network, StoreFactory, build_network, parse_layers
+from .report import epoch_line
 from .rules import LearningRule, StepStats, get_rule
 from .rundir import (
     CHECKPOINT_FILE,
@@ -42,14 +46,14 @@ from .rundir import (
     git_commit,
     package_versions,
     prepare_run_dir,
+    write_text_atomic,
 )
+from .runs import count_resumes
 from .stores import CarryStore, CrossbarStore, FloatStore, WeightStore, random_float_weights
 from .traces import TraceWriter
 
 __all__ = ["RunDirError", "StepCallback", "TrainResult", "evaluate", "prepare_run_dir", "resume",
            "store_factory", "train"]
-
-EVAL_CHUNK = 2000
 
 StepCallback = Callable[[int, int, StepStats], None]
 """Called after every batch is recorded, as ``on_step(step, epoch, stats)`` (``step``
@@ -138,16 +142,6 @@ def bench_store_factory(config: TrainConfig) -> StoreFactory:
     return make
 
 
-def evaluate(net: Network, x: Tensor, y: Tensor, mode: str, samples: int, seed: int) -> float:
-    """Accuracy of ``net`` on ``(x, y)`` in an inference mode (see :mod:`bsl.network`)."""
-    gen = torch.Generator().manual_seed(seed)
-    correct = 0
-    for start in range(0, len(y), EVAL_CHUNK):
-        p = net.predict(x[start:start + EVAL_CHUNK], mode, samples, gen)
-        correct += int((p.argmax(1) == y[start:start + EVAL_CHUNK]).sum())
-    return correct / max(len(y), 1)
-
-
 def pulse_counts(net: Network) -> list[dict[str, int]]:
     """Per layer: the device operation counters (empty for float layers)."""
     return [store.counters() for store in net.stores()]
@@ -165,10 +159,10 @@ def train(config: TrainConfig, *, dataset: Dataset | None = None,
 
 
 def resume(run_dir: str | Path, *, dataset: Dataset | None = None, on_step: StepCallback | None = None,
-           progress: bool | None = None) -> TrainResult:
+           progress: bool | None = None, reprogram: bool = False) -> TrainResult:
     """Continue the run in ``run_dir`` from its latest checkpoint (same config, data
     order, device state and random streams). ``dataset`` must be given again if the
-    run was started with one."""
+    run was started with one. Instrument arrays are verified first (:mod:`bsl.hil_resume`)."""
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT_FILE).exists():
         raise RunDirError(f"nothing to resume in {run_dir}: no {CHECKPOINT_FILE} there")
@@ -181,7 +175,7 @@ def resume(run_dir: str | Path, *, dataset: Dataset | None = None, on_step: Step
     session = _Session(config, dataset)
     session.run_dir = run_dir
     session.load_state(state)
-    session.reopen_trace()
+    reopen_verified(session, run_dir, reprogram=reprogram)  # the trace; on instruments, the arrays too
     return session.run(on_step)
 
 
@@ -194,6 +188,7 @@ class _Session:
             config.dataset, data_dir=config.data_dir or None, seed=config.seed,
             train_limit=config.train_limit, test_limit=config.test_limit,
         )
+        check_run(config, self.data)  # refuses, in one line, what cannot fit memory or disk
         self.rule: LearningRule = get_rule(config.rule)(config)
         self.net = build_network(
             parse_layers(config.layers), self.data.input_shape, self.data.n_classes,
@@ -313,7 +308,9 @@ class _Session:
                 loop.loss_sum += stats.loss * len(idx)
                 loop.seen += len(idx)
                 self._record_step(epoch, len(idx), stats)
-                if c.checkpoint_every and loop.step % c.checkpoint_every == 0 and loop.position < n:
+                due = (c.checkpoint_every and loop.step % c.checkpoint_every == 0) or \
+                    0 < c.checkpoint_every_s <= time.perf_counter() - self._mark  # _mark: the last checkpoint
+                if due and loop.position < n:
                     loop.epoch_wall += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     self.checkpoint()
@@ -358,7 +355,7 @@ class _Session:
     def _end_epoch(self, epoch: int) -> None:
         c, loop, data = self.config, self.loop, self.data
         test_acc = evaluate(self.net, data.x_test, data.y_test, c.inference, c.eval_samples,
-                            c.seed + 100 + epoch)
+                            c.seed + 100 + epoch, progress=c.progress, what="test")
         record = {
             "epoch": epoch + 1, "step": loop.step, "train_running_accuracy": loop.correct / loop.seen,
             "train_loss": loop.loss_sum / loop.seen, "test_accuracy": test_acc, "wall_s": loop.epoch_wall,
@@ -375,8 +372,7 @@ class _Session:
             self.writer.flush()
         self.checkpoint()
         if c.progress:
-            tqdm.write(f"epoch {epoch + 1}: running train accuracy {record['train_running_accuracy']:.4f}, "
-                       f"test accuracy {test_acc:.4f}")
+            tqdm.write(epoch_line(record, c.to_dict()))
 
     def _finish(self) -> dict[str, Any]:
         c, data, net, loop = self.config, self.data, self.net, self.loop
@@ -385,8 +381,10 @@ class _Session:
         modes = ("deterministic", "stochastic") if c.device == "sim" else (c.inference,)
         final: dict[str, float | None] = {"deterministic": None, "stochastic": None}
         for mode in modes:
-            final[mode] = evaluate(net, data.x_test, data.y_test, mode, c.eval_samples, c.seed + 999)
-        train_acc = evaluate(net, data.x_train, data.y_train, c.inference, c.eval_samples, c.seed + 998)
+            final[mode] = evaluate(net, data.x_test, data.y_test, mode, c.eval_samples, c.seed + 999,
+                                   progress=c.progress, what="test")
+        train_acc = evaluate(net, data.x_train, data.y_train, c.inference, c.eval_samples, c.seed + 998,
+                             progress=c.progress, what="train")
         counters = pulse_counts(net)
         n = len(data.y_train)
         self._tick()
@@ -403,7 +401,7 @@ class _Session:
             "wall_s": loop.wall_s,
             "train_wall_s": loop.train_wall,
             "steps": loop.step,
-            "resumes": loop.resumes,
+            "resumes": max(loop.resumes, count_resumes(self.writer.file) if self.writer else 0),  # events
             "layers": [layer.describe() for layer in net.layers],
             "device_counters": counters,
             "pulses": [{"set": k.get("set_pulses", 0), "reset": k.get("reset_pulses", 0)} for k in counters],
@@ -414,7 +412,7 @@ class _Session:
             "trace_file": TRACE_FILE if self.writer is not None else None,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=_json_default))
+        write_text_atomic(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=_json_default))
         if self.writer is not None:
             self._record_device_activity()
             self.writer.event("finish", f"test accuracy {summary['test_accuracy']:.4f}", step=loop.step)

@@ -23,11 +23,10 @@ to such a trace.
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,6 +39,13 @@ from .simulated import SimulatedCrossbar
 TRACE_COLUMNS: tuple[str, ...] = ("device", "cycle", "pulse", "polarity", "conductance_S")
 #: The two branch polarities: ``set`` (potentiation) and ``reset`` (depression).
 POLARITIES: tuple[str, ...] = ("set", "reset")
+#: Most rows (reads) one simulated experiment may produce: ``TRACE_ROW_BYTES`` each in
+#: memory while it is built, about 1.3 GB at the limit, and about 2 us each to write as CSV.
+MAX_TRACE_ROWS = 10_000_000
+#: Peak memory per row of :func:`potentiation_depression` and :meth:`Trace.to_csv`, B (measured).
+TRACE_ROW_BYTES = 128
+#: Rows written per block by :meth:`Trace.to_csv` (bounds its memory).
+CSV_BLOCK_ROWS = 65_536
 
 
 class Branch(NamedTuple):
@@ -142,21 +148,29 @@ class Trace:
                 int(self.device[i]), int(self.cycle[i]), str(self.polarity[i]), self.conductance_S[rows]
             )
 
-    def to_csv(self, path: str | Path) -> Path:
-        """Write the trace as a tidy CSV file (header ``device,cycle,pulse,polarity,conductance_S``).
+    def to_csv(self, path: str | Path, *, progress: bool = False) -> Path:
+        """Write the trace as a tidy CSV file (header ``device,cycle,pulse,polarity,conductance_S``),
+        in blocks of ``CSV_BLOCK_ROWS`` rows; ``progress`` shows a bar over rows (on stderr).
 
         Conductances are written with full precision (``repr``), so reading the file back
         gives exactly the same trace.
         """
+        from tqdm.auto import tqdm
+
         path = Path(path)
-        with path.open("w", encoding="utf-8", newline="") as fh:
+        with path.open("w", encoding="utf-8", newline="") as fh, tqdm(
+            total=len(self), desc=f"writing {path.name}", unit="row", disable=not progress, leave=False
+        ) as bar:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(TRACE_COLUMNS)
-            for d, c, p, pol, g in zip(
-                self.device.tolist(), self.cycle.tolist(), self.pulse.tolist(),
-                self.polarity.tolist(), self.conductance_S.tolist(), strict=True,
-            ):
-                writer.writerow((d, c, p, pol, repr(g)))
+            for start in range(0, len(self), CSV_BLOCK_ROWS):
+                block = slice(start, start + CSV_BLOCK_ROWS)
+                rows = zip(
+                    self.device[block].tolist(), self.cycle[block].tolist(), self.pulse[block].tolist(),
+                    self.polarity[block].tolist(), self.conductance_S[block].tolist(), strict=True,
+                )
+                writer.writerows((d, c, p, pol, repr(g)) for d, c, p, pol, g in rows)
+                bar.update(min(CSV_BLOCK_ROWS, len(self) - start))
         return path
 
 
@@ -210,11 +224,21 @@ def potentiation_depression(
         cycles: SET/RESET cycles, ``>= 1``.
         devices: devices measured, ``>= 1``.
         seed: seed of the simulated array (devices and all noise).
-        progress: show a progress bar over cycles (on stderr).
+        progress: show a progress bar over reads (on stderr), advancing after every read.
+
+    Raises:
+        ValueError: a count below 1, or more than ``MAX_TRACE_ROWS`` rows.
     """
     _check_count("pulses", pulses)
     _check_count("cycles", cycles)
     _check_count("devices", devices)
+    rows = trace_rows(pulses, cycles, devices)
+    if rows > MAX_TRACE_ROWS:
+        raise ValueError(
+            f"potentiation/depression: {devices} device(s) x {cycles} cycle(s) x 2 branches x {pulses + 1} "
+            f"reads = {rows:,} rows, more than the {MAX_TRACE_ROWS:,} a simulated trace may hold; "
+            "use fewer pulses, cycles or devices"
+        )
     from tqdm.auto import tqdm
 
     xbar = characterization_crossbar(model, devices=devices, seed=seed)
@@ -224,12 +248,16 @@ def potentiation_depression(
         sign: torch.zeros((2, d, 1), dtype=torch.int64).index_fill_(0, torch.tensor([0]), sign)
         for sign in (1, -1)
     }
-    for cyc in tqdm(range(c), desc="potentiation/depression", unit="cycle", disable=not progress):
-        for b, sign in enumerate((1, -1)):
-            reads[cyc, b, 0] = xbar.read_conductances()[0, :, 0].cpu().numpy()
-            for k in range(1, n + 1):
-                xbar.pulse_devices(counts[sign])
-                reads[cyc, b, k] = xbar.read_conductances()[0, :, 0].cpu().numpy()
+    with tqdm(total=rows // d, desc="potentiation/depression", unit="read", disable=not progress) as bar:
+        for cyc in range(c):
+            for b, sign in enumerate((1, -1)):
+                bar.set_postfix_str(f"cycle {cyc + 1}/{c} {POLARITIES[b]}", refresh=False)
+                reads[cyc, b, 0] = xbar.read_conductances()[0, :, 0].cpu().numpy()
+                bar.update()
+                for k in range(1, n + 1):
+                    xbar.pulse_devices(counts[sign])
+                    reads[cyc, b, k] = xbar.read_conductances()[0, :, 0].cpu().numpy()
+                    bar.update()
     # (cycle, branch, pulse, device) -> (device, cycle, branch, pulse)
     g = reads.transpose(3, 0, 1, 2)
     dev, cyc_id, br, pul = np.meshgrid(
@@ -248,6 +276,11 @@ def potentiation_depression(
     )
 
 
+def trace_rows(pulses: int, cycles: int, devices: int = 1) -> int:
+    """Rows of the experiment's trace: ``devices * cycles * 2 * (pulses + 1)`` reads."""
+    return int(devices) * int(cycles) * 2 * (int(pulses) + 1)
+
+
 def _check_count(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} = {value!r}: must be an integer >= 1")
@@ -257,127 +290,11 @@ def _check_count(name: str, value: object) -> None:
 
 
 def read_trace_csv(path: str | Path) -> Trace:
-    """Read a tidy trace CSV (see the module doc) written by :meth:`Trace.to_csv` or a lab.
+    """Read a tidy trace CSV (see the module doc); details and errors in
+    :func:`devices.trace_csv.read_trace_csv`."""
+    from .trace_csv import read_trace_csv as read
 
-    The header row must name the columns ``device, cycle, pulse, polarity, conductance_S``
-    (any order; surrounding spaces and a UTF-8 byte-order mark are tolerated; further
-    columns are ignored). Blank lines and lines starting with ``#`` are skipped.
-    ``device``, ``cycle`` and ``pulse`` are integers (``pulse >= 0``), ``polarity`` is
-    ``set`` or ``reset`` (any case), ``conductance_S`` a finite number ``>= 0`` (S).
-    Branches may have any length and need not start at pulse 0.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: invalid content; the message names the file, the line and the column.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"trace file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"trace file {path} is a directory")
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            return _parse_trace(reader, path)
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
-            ) from exc
-        except csv.Error as exc:
-            raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from exc
-
-
-def _parse_trace(reader: Any, path: Path) -> Trace:
-    header: list[str] | None = None
-    header_line = 0
-    for row in reader:
-        if _skip(row):
-            continue
-        header = [h.strip() for h in row]
-        header_line = reader.line_num
-        break
-    expected = ",".join(TRACE_COLUMNS)
-    if header is None:
-        raise ValueError(f"{path}, line 1: empty file, expected a header row '{expected}'")
-    where = f"{path}, line {header_line}"
-    for name in TRACE_COLUMNS:
-        if name not in header:
-            raise ValueError(
-                f"{where}: missing column {name!r} (header has {header}; required: {expected})"
-            )
-        if header.count(name) > 1:
-            raise ValueError(f"{where}: column {name!r} appears more than once in the header")
-    index = {name: header.index(name) for name in TRACE_COLUMNS}
-
-    cols: dict[str, list] = {name: [] for name in TRACE_COLUMNS}
-    lines: list[int] = []
-    seen: dict[tuple[int, int, str, int], int] = {}
-    for row in reader:
-        if _skip(row):
-            continue
-        line = reader.line_num
-        values = {}
-        for name, i in index.items():
-            raw = row[i].strip() if i < len(row) else ""
-            if raw == "":
-                raise ValueError(f"{path}, line {line}, column {name!r}: missing value")
-            values[name] = _parse_value(raw, name, path, line)
-        key = (int(values["device"]), int(values["cycle"]), str(values["polarity"]), int(values["pulse"]))
-        if key in seen:
-            raise ValueError(
-                f"{path}, line {line}, column 'pulse': device {key[0]}, cycle {key[1]}, "
-                f"{key[2]} pulse {key[3]} already appears on line {seen[key]}"
-            )
-        seen[key] = line
-        for name in TRACE_COLUMNS:
-            cols[name].append(values[name])
-        lines.append(line)
-    if not lines:
-        raise ValueError(f"{path}, line {header_line}: no data rows after the header")
-    return Trace(
-        device=np.array(cols["device"], dtype=np.int64),
-        cycle=np.array(cols["cycle"], dtype=np.int64),
-        pulse=np.array(cols["pulse"], dtype=np.int64),
-        polarity=np.array(cols["polarity"], dtype=str),
-        conductance_S=np.array(cols["conductance_S"], dtype=np.float64),
-        source=str(path),
-    )
-
-
-def _skip(row: list[str]) -> bool:
-    return not row or all(not cell.strip() for cell in row) or row[0].lstrip().startswith("#")
-
-
-def _parse_value(raw: str, name: str, path: Path, line: int) -> int | float | str:
-    where = f"{path}, line {line}, column {name!r}"
-    if name == "polarity":
-        pol = raw.lower()
-        if pol not in POLARITIES:
-            raise ValueError(f"{where}: unknown polarity {raw!r} (expected 'set' or 'reset')")
-        return pol
-    if name == "conductance_S":
-        try:
-            g = float(raw)
-        except ValueError:
-            raise ValueError(f"{where}: {raw!r} is not a number (conductance in S)") from None
-        if not math.isfinite(g):
-            raise ValueError(f"{where}: conductance {raw!r} is not finite")
-        if g < 0:
-            raise ValueError(f"{where}: conductance {raw!r} is negative (must be >= 0 S)")
-        return g
-    try:
-        value = int(raw)
-    except ValueError:
-        try:
-            as_float = float(raw)
-        except ValueError:
-            raise ValueError(f"{where}: {raw!r} is not an integer") from None
-        if not (math.isfinite(as_float) and as_float.is_integer()):
-            raise ValueError(f"{where}: {raw!r} is not an integer") from None
-        value = int(as_float)
-    if name == "pulse" and value < 0:
-        raise ValueError(f"{where}: pulse number {value} is negative (must be >= 0)")
-    return value
+    return read(path)
 
 
 def _as_int_column(values: object, name: str) -> np.ndarray:
@@ -390,6 +307,6 @@ def _as_int_column(values: object, name: str) -> np.ndarray:
 
 
 __all__ = [
-    "Branch", "POLARITIES", "TRACE_COLUMNS", "Trace", "characterization_crossbar", "iter_branches",
-    "potentiation_depression", "read_trace_csv",
+    "MAX_TRACE_ROWS", "TRACE_ROW_BYTES", "Branch", "POLARITIES", "TRACE_COLUMNS", "Trace",
+    "characterization_crossbar", "iter_branches", "potentiation_depression", "read_trace_csv", "trace_rows",
 ]

@@ -142,9 +142,9 @@ class HilBench:
         with self.lock:
             if not self.connected or self.safe:
                 return
-            for terminal in (self.drive, self.sense):
-                _quietly(terminal.shutdown)
-            _quietly(self.matrix.open_all)
+            for unit in dict.fromkeys(getattr(t, "instrument", t) for t in (self.drive, self.sense)):
+                _quietly(unit.shutdown)  # once per instrument: one line if its safe state is not confirmed
+            _quietly(self.matrix.shutdown)  # all switches open, then its error queue
             self._closed.clear()
             self._drive_on = self._sense_on = False
             self._drive_v = 0.0
@@ -235,13 +235,13 @@ class InstrumentCrossbar(Crossbar):
         self.array = bench.wiring.arrays[index]
         self.rows, self.cols = self.array.rows, self.array.cols
         self.device, self.dtype = torch.device("cpu"), torch.float32  # measured in float64, returned in this
-        self.counters = OpCounters()
-        self.journal = Journal(index)
+        self.counters, self.journal = OpCounters(), Journal(index)
         bench.attach()
         self._open = True
         op = bench.settings.operation
-        self._v_read = op.read_voltage_v
-        self._t_read = op.read_time_s
+        self._v_read, self._t_read = op.read_voltage_v, op.read_time_s
+        self._bits = [(j, 0, p) for j, p in enumerate(self.array.plus_pins)] + \
+            [(j, 1, p) for j, p in enumerate(self.array.minus_pins)]  # (column, device, pin) per bit line
 
     @property
     def g_bounds(self) -> tuple[float, float]:
@@ -255,6 +255,10 @@ class InstrumentCrossbar(Crossbar):
     def v_read(self) -> float:
         return self._v_read
 
+    @property
+    def max_pulses_per_update(self) -> int:
+        return self.bench.settings.limits.max_pulses_per_cell
+
     def description(self) -> dict[str, Any]:
         s = self.bench.settings
         return {**super().description(), "instruments": self.bench.identities, "array": self.index,
@@ -266,9 +270,7 @@ class InstrumentCrossbar(Crossbar):
     def read_forward(self, voltages: Tensor) -> Tensor:
         v = self._within_limits(self._check_voltages(voltages, self.rows, "row"))
         out = torch.zeros((v.shape[0], self.cols), dtype=torch.float64)
-        a = self.array
-        outputs = [(j, 0, a.plus_pins[j]) for j in range(self.cols)] + \
-            [(j, 1, a.minus_pins[j]) for j in range(self.cols)]
+        a, outputs = self.array, self._bits
         with self.bench.operation():  # on any error: safe state, then the error
             for b in range(v.shape[0]):
                 for level, sign, lines in _levels(v[b]):
@@ -295,18 +297,20 @@ class InstrumentCrossbar(Crossbar):
         self._count_reads(v)
         return out.to(self.dtype)
 
-    def read_conductances(self) -> Tensor:
-        g = torch.zeros((2, self.rows, self.cols), dtype=torch.float64)
-        a = self.array
-        outputs = [(j, 0, a.plus_pins[j]) for j in range(self.cols)] + \
-            [(j, 1, a.minus_pins[j]) for j in range(self.cols)]
+    def read_conductances(self, rows: Sequence[int] | None = None) -> Tensor:
+        """Every device, S; with ``rows``, only the devices of those word lines (others NaN)."""
+        lines = sorted(set(range(self.rows) if rows is None else map(int, rows)))
+        if lines and not 0 <= lines[0] <= lines[-1] < self.rows:
+            raise ValueError(f"rows {lines}: the word lines of this array are 0..{self.rows - 1}")
+        g = torch.full((2, self.rows, self.cols), torch.nan, dtype=torch.float64)
+        a, outputs = self.array, self._bits
         with self.bench.operation():
-            for i in range(self.rows):
+            for i in lines:
                 currents = self._measure_lines([a.word_line_pins[i]], outputs, self._v_read, row=i)
                 for (j, device, _), current in zip(outputs, currents, strict=True):
                     g[device, i, j] = current / self._v_read
             self.bench.idle()
-        self.counters.cell_reads += 2 * self.rows * self.cols
+        self.counters.cell_reads += 2 * len(lines) * self.cols
         return g.to(self.dtype)
 
     def _measure_lines(self, drive_pins: list[int], outputs: list[tuple[int, int, int]], level: float,
@@ -342,7 +346,7 @@ class InstrumentCrossbar(Crossbar):
     # -- pulses -------------------------------------------------------------------
     def pulse_devices(self, counts: Tensor) -> None:
         counts = self._check_counts(counts, (2, self.rows, self.cols))
-        limit = self.bench.settings.limits.max_pulses_per_cell
+        limit = self.max_pulses_per_update
         worst = int(counts.abs().max()) if counts.numel() else 0
         if worst > limit:
             raise ValueError(f"{worst} pulses requested for one device; the limits file allows "

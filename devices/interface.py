@@ -143,6 +143,11 @@ class Crossbar(ABC):
             per_device = torch.stack((counts.clamp(min=0), (-counts).clamp(min=0)))
         self.pulse_devices(per_device)
 
+    @property
+    def max_pulses_per_update(self) -> int | None:
+        """The most pulses one device may get in one :meth:`pulse_devices` call (None: no limit)."""
+        return None
+
     def read_weights(self) -> Tensor:
         """Read-out of the differential weights ``G+ - G-`` (S, shape ``(rows, cols)``)."""
         g = self.read_conductances()
@@ -174,6 +179,10 @@ class Crossbar(ABC):
         ):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} = {value!r}: must be a positive integer")
+        limit = self.max_pulses_per_update
+        if limit is not None and max_pulses_per_iteration > limit:
+            raise ValueError(f"max_pulses_per_iteration = {max_pulses_per_iteration}: this array allows "
+                             f"at most {limit} pulses per device in one update: nothing was sent")
         if not bool(torch.isfinite(targets).all()):
             raise ValueError("targets: conductances must be finite")
         if bool((targets < 0).any()):

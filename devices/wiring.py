@@ -92,7 +92,8 @@ class Wiring:
         if self.smu_model == "2450" and not self.smu_sense:
             raise WiringError("smu_model = '2450' needs smu_sense, the resource of the second SMU")
         for name in ("drive_row", "sense_row"):
-            if getattr(self, name) not in MATRIX_ROWS:
+            row = getattr(self, name)
+            if not (isinstance(row, str) and len(row) == 1 and row in MATRIX_ROWS):
                 raise WiringError(f"{name} = {getattr(self, name)!r}: a matrix row letter A-H")
         if self.drive_row == self.sense_row:
             raise WiringError("drive_row and sense_row must differ")
@@ -116,12 +117,19 @@ class Wiring:
 def _array(k: int, table: dict[str, Any]) -> ArrayWiring:
     try:
         rows, cols = int(table["rows"]), int(table["cols"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise WiringError(f"array {k}: needs integer rows and cols") from None
     if rows < 1 or cols < 1:
         raise WiringError(f"array {k}: rows and cols must be >= 1")
+    if rows + 2 * cols > PINS_PER_SLOT * SLOTS:  # before any pin list is built from them
+        raise WiringError(f"array {k}: {rows} rows and {cols} cols need {rows + 2 * cols} pins, more than "
+                          f"the matrix has (pins outside 0..{PINS_PER_SLOT * SLOTS - 1})")
     if "first_pin" in table:
-        first = int(table["first_pin"])
+        try:
+            first = int(table["first_pin"])
+        except (TypeError, ValueError, OverflowError):
+            raise WiringError(f"array {k}: first_pin must be an integer, "
+                              f"got {table['first_pin']!r}") from None
         word = tuple(range(first, first + rows))
         plus = tuple(range(first + rows, first + rows + cols))
         minus = tuple(range(first + rows + cols, first + rows + 2 * cols))
@@ -131,6 +139,9 @@ def _array(k: int, table: dict[str, Any]) -> ArrayWiring:
                                  for name in ("word_line_pins", "plus_pins", "minus_pins"))
         except KeyError as exc:
             raise WiringError(f"array {k}: give first_pin or {exc.args[0]}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise WiringError(f"array {k}: word_line_pins, plus_pins and minus_pins must be lists of "
+                              "integers") from None
     expected = (("word_line_pins", word, rows), ("plus_pins", plus, cols), ("minus_pins", minus, cols))
     for name, pins, n in expected:
         if len(pins) != n:
@@ -146,14 +157,24 @@ def load_wiring(path: str | Path, smu: str | None = None) -> Wiring:
     unknown = sorted(set(data) - {"instruments", "terminals", "arrays"})
     if unknown:
         raise WiringError(f"wiring file {path}: unknown table(s) {unknown}")
+    for name, value in (("instruments", instruments), ("terminals", terminals)):
+        if not isinstance(value, dict):
+            raise WiringError(f"wiring file {path}: [{name}] must be a table, got {value!r}")
+    arrays = data.get("arrays", [])
+    if not (isinstance(arrays, list) and all(isinstance(t, dict) for t in arrays)):
+        raise WiringError(f"wiring file {path}: arrays must be [[arrays]] tables, got {arrays!r}")
+    try:
+        channels = int(terminals.get("drive_channel", 1)), int(terminals.get("sense_channel", 2))
+    except (TypeError, ValueError, OverflowError):
+        raise WiringError(f"wiring file {path}: [terminals] drive_channel and sense_channel must be "
+                          "integers") from None
     try:
         return Wiring(
             smu=smu or instruments["smu"], matrix=instruments["matrix"],
             smu_model=instruments.get("smu_model", "b2900"), smu_sense=instruments.get("smu_sense", ""),
             drive_row=terminals.get("drive_row", "A"), sense_row=terminals.get("sense_row", "B"),
-            drive_channel=int(terminals.get("drive_channel", 1)),
-            sense_channel=int(terminals.get("sense_channel", 2)),
-            arrays=tuple(_array(k, t) for k, t in enumerate(data.get("arrays", []))),
+            drive_channel=channels[0], sense_channel=channels[1],
+            arrays=tuple(_array(k, t) for k, t in enumerate(arrays)),
         )
     except KeyError as exc:
         raise WiringError(f"wiring file {path}: [instruments] needs {exc.args[0]}") from None

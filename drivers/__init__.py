@@ -6,6 +6,7 @@ of the instruments are in ``drivers/sim/`` (see :mod:`drivers.testing`).
 
 from .base import (
     ComplianceError,
+    ConnectionLost,
     Control,
     Identity,
     Instrument,
@@ -19,6 +20,7 @@ from .validators import strict_choice, strict_int_range, strict_range
 __all__ = [
     "B2900Channel",
     "ComplianceError",
+    "ConnectionLost",
     "Control",
     "Identity",
     "Instrument",

@@ -20,7 +20,6 @@ import logging
 import math
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import groupby
@@ -30,6 +29,7 @@ import pyvisa
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
+from .connection import LinkDown, drain_socket, guard, safe_steps
 from .validators import Validator, format_number, strict_range
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,12 @@ class InstrumentError(RuntimeError):
 
 class ComplianceError(InstrumentError):
     """The current compliance was reached: the device saw less than the programmed voltage."""
+
+
+class ConnectionLost(InstrumentError, LinkDown):
+    """The connection is gone (closed or reset by the instrument, ``VI_ERROR_CONN_LOST``):
+    nothing more can be sent or read. Also a ``ConnectionError``; a silent instrument on a
+    live connection raises pyvisa's ``VI_ERROR_TMO`` instead."""
 
 
 class Identity(NamedTuple):
@@ -284,9 +290,12 @@ class Instrument:
         finally:
             self.resource.timeout = old
 
+    def _lost(self, why: str) -> ConnectionLost:
+        return ConnectionLost(None, why, self._last_command, instrument=self.name)
+
     def write(self, command: str, *, timeout_s: float | None = None) -> None:
         """Send one message (never retried)."""
-        with self._lock, self._timeout(timeout_s):
+        with self._lock, self._timeout(timeout_s), guard(self.resource, self._lost):
             log.debug("%s <- %s", self.name, command)
             self._last_command = command
             self.resource.write(command)
@@ -306,7 +315,8 @@ class Instrument:
         with self._lock, self._timeout(timeout_s):
             for attempt in range(retry + 1):
                 try:
-                    reply = self.resource.query(command)
+                    with guard(self.resource, self._lost):
+                        reply = self.resource.query(command)
                     log.debug("%s <- %s -> %s", self.name, command, reply)
                     return reply.strip()
                 except VisaIOError as e:
@@ -319,23 +329,12 @@ class Instrument:
     def _flush(self) -> None:
         """Device clear before a retry, so that a late reply cannot be read as the next one."""
         if str(getattr(self.resource, "resource_name", "")).upper().endswith("::SOCKET"):
-            self._drain_socket()  # pyvisa-py's clear() spins forever on a socket the peer closed
+            drain_socket(self.resource)  # pyvisa-py's clear() spins forever on a socket the peer closed
             return
         try:
             self.resource.clear()
         except Exception as e:  # noqa: BLE001 - best effort (not every backend has it)
             log.debug("%s: device clear failed: %s", self.name, e)
-
-    def _drain_socket(self, budget_s: float = 0.5) -> None:
-        """Read and drop whatever a raw socket session still holds, for at most ``budget_s``."""
-        deadline = time.monotonic() + budget_s
-        with self._timeout(0.05):
-            while time.monotonic() < deadline:
-                try:
-                    if not self.resource.read_raw():
-                        return
-                except Exception:  # noqa: BLE001 - a timeout (nothing left) or a dead connection
-                    return
 
     # -- status -------------------------------------------------------------------------------
     def _drain_errors(self) -> tuple[list[tuple[int, str]], bool]:
@@ -421,22 +420,17 @@ class Instrument:
         return []
 
     def shutdown(self, *, raise_errors: bool = False) -> None:
-        """Safe state (outputs off / switches open), then an error-queue check. Every step
-        is tried; failures are logged, and the first re-raised only if ``raise_errors``.
-        Idempotent; does nothing once closed."""
+        """Safe state (outputs off / switches open), then an error-queue check. Every step is
+        tried until the connection is lost; failed steps are logged in ONE line, the first
+        failure re-raised only if ``raise_errors``. Idempotent; nothing once closed."""
         if self._closed:
             return
-        failures: list[Exception] = []
         locked = self._lock.acquire(timeout=self.shutdown_lock_timeout_s)
         if not locked:
             log.warning("%s: shutdown without the lock (another operation is stuck)", self.name)
         try:
-            for what, step in [*self._shutdown_steps(), ("error queue", self.check_errors)]:
-                try:
-                    step()
-                except Exception as e:  # noqa: BLE001 - the safe state must try every step
-                    log.warning("%s: shutdown step %r failed: %s", self.name, what, e)
-                    failures.append(e)
+            steps = [*self._shutdown_steps(), ("error queue", self.check_errors)]
+            failures = safe_steps(f"{type(self).__name__} {self.name}", steps, log)
         finally:
             if locked:
                 self._lock.release()

@@ -25,6 +25,7 @@ from .base import (
     parse_float,
     split_reply,
 )
+from .connection import safe_steps
 from .validators import Validator, strict_int_range, strict_range
 
 
@@ -238,19 +239,16 @@ class B2900Channel:
 
     def shutdown_steps(self) -> list[tuple[str, Callable[[], None]]]:
         """Output off, DC shape, 0 V (each step on its own, for :meth:`KeysightB2900.shutdown`)."""
-        return [(f"channel {self.number}: {cmd.format(c=self.number)}", partial(self._write, cmd))
-                for cmd in (":OUTP{c} OFF", ":SOUR{c}:FUNC:SHAP DC", ":SOUR{c}:VOLT 0.0")]
+        steps = (("output off", ":OUTP{c} OFF"), ("DC shape", ":SOUR{c}:FUNC:SHAP DC"),
+                 ("0 V", ":SOUR{c}:VOLT 0.0"))
+        return [(f"{what} ch{self.number}", partial(self._write, cmd)) for what, cmd in steps]
 
     def shutdown(self) -> None:
-        """Output off, 0 V (idempotent; failures logged, not raised)."""
+        """Output off, 0 V (idempotent; failures logged in one line, not raised)."""
         inst = self.instrument
         with inst.lock:
             inst.forget_pulse_settings(self.number)
-            for what, step in self.shutdown_steps():
-                try:
-                    step()
-                except Exception as e:  # noqa: BLE001 - the safe state must try every step
-                    log.warning("%s: shutdown step %r failed: %s", inst.name, what, e)
+            safe_steps(f"{type(inst).__name__} {inst.name} channel {self.number}", self.shutdown_steps(), log)
 
 
 class KeysightB2900(Instrument):

@@ -90,6 +90,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     unknown = sorted(set(data) - {"base", "grid", "points"})
     if unknown:
         raise ValueError(f"sweep file {path}: unknown table(s) {unknown}")
+    for name, kind, what in (("base", dict, "a [base] table"), ("grid", dict, "a [grid] table"),
+                             ("points", list, "[[points]] tables")):
+        value = data.get(name, kind())
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(p, dict) for p in value)):
+            raise ValueError(f"sweep file {path}: {name} must be {what}, got {value!r}")
     base = dict(data.get("base", {}))
     grid = {k: list(v) if isinstance(v, list) else [v] for k, v in data.get("grid", {}).items()}
     points = [dict(p) for p in data.get("points", [])]
@@ -103,7 +108,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
     model_fields = {f.name for f in dataclasses.fields(DeviceModel)}
     for key in [*base, *spec.keys]:
         name = key.removeprefix(DEVICE_PREFIX)
-        known = model_fields if key.startswith(DEVICE_PREFIX) else train_fields
+        swept = key not in base  # device.<field> values are swept ([grid], [[points]]), not base settings
+        known = model_fields if swept and key.startswith(DEVICE_PREFIX) else train_fields
         if name not in known or key in ("out",):
             raise ValueError(f"sweep file {path}: {key!r} is not a train setting or "
                              "device.<DeviceModel field>")

@@ -11,7 +11,7 @@ import pytest
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
-from drivers import Instrument, InstrumentError, strict_choice, strict_int_range, strict_range
+from drivers import ConnectionLost, Instrument, InstrumentError, strict_choice, strict_int_range, strict_range
 from drivers.base import is_read_only, parse_bool, parse_count, parse_identity, parse_scpi_error, split_reply
 from drivers.testing import ScriptedResource, sim_file, sim_library, visa_timeout
 from drivers.validators import format_number
@@ -134,7 +134,7 @@ def test_read_only_query_is_retried_after_timeouts_only():
     assert res.commands == [":SOUR1:VOLT?"]
     other = VisaIOError(constants.StatusCode.error_connection_lost)
     res = ScriptedResource({":SOUR1:VOLT?": [other, "+1.0E+00"]})
-    with pytest.raises(VisaIOError):
+    with pytest.raises(ConnectionLost, match="VI_ERROR_CONN_LOST"):
         Plain(res).query(":SOUR1:VOLT?", retry=3)  # not a timeout: never retried
     assert res.commands == [":SOUR1:VOLT?"]
 

@@ -4,6 +4,7 @@ pyvisa-py and the TCP bench emulator; faults, safety, journaling and resume."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,21 +98,30 @@ def test_training_through_the_emulator_matches_the_simulator(tmp_path: Path) -> 
     [
         (Faults(timeout_after=3000, target="smu"), "timeout"),
         (Faults(garble_after=3000, target="smu"), "decode"),
-        (Faults(drop_after=3000, target="matrix"), "timeout"),  # pyvisa-py sees a closed socket as silence
+        (Faults(drop_after=3000, target="matrix"), "connection lost (closed by the instrument)"),
+        (Faults(drop_after=3000, target="smu"), "connection lost"),
         (Faults(hang_after=3000, target="matrix"), "timeout"),
     ],
     indirect=["emulator"],
-    ids=["timeout", "garbled", "dropped", "hang"],
+    ids=["timeout", "garbled", "dropped", "dropped-smu", "hang"],
 )
 def test_faults_stop_the_run_cleanly(emulator: Emulator, expect: str, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                     capsys: pytest.CaptureFixture[str],
+                                     caplog: pytest.LogCaptureFixture) -> None:
     run_dir = tmp_path / "run"
-    code = main(["train", *RUN, "--epochs", "1", "--train-limit", "80", "--test-limit", "20",
-                 "--wiring", str(wiring_for(emulator, tmp_path)), "--out", str(run_dir)])
+    with caplog.at_level(logging.WARNING, logger="drivers"):
+        code = main(["train", *RUN, "--epochs", "1", "--train-limit", "80", "--test-limit", "20",
+                     "--wiring", str(wiring_for(emulator, tmp_path)), "--out", str(run_dir)])
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("bsl train: error:"), err
     assert expect in err.lower(), err
+    assert ("timeout" in err.lower()) == (expect == "timeout"), err  # a lost connection is not a timeout
+    unconfirmed = [r.getMessage() for r in caplog.records if "safe state not confirmed" in r.getMessage()]
+    assert not any("shutdown step" in r.getMessage() for r in caplog.records)
+    if expect.startswith("connection lost"):
+        assert len(unconfirmed) == 1, unconfirmed  # one line for the instrument that is gone
+        assert unconfirmed[0].split(": ", 1)[1].startswith("safe state not confirmed (connection lost): ")
     assert not energized(emulator)  # outputs off, or nothing connected (what could be reached)
     with h5py.File(run_dir / "traces.h5", "r") as f:
         ops = f["operations"][:]
@@ -211,3 +221,22 @@ def test_randomized_operations_never_exceed_the_limits(emulator: Emulator) -> No
     assert emulator.log.max_abs_voltage() <= LIMITS.max_voltage_v
     assert emulator.log.max_pulse_width() <= LIMITS.max_pulse_width_s
     assert emulator.log.final_state_safe()
+
+
+def test_program_and_verify_beyond_the_pulse_limit_is_refused_before_any_read(emulator: Emulator) -> None:
+    """A per-iteration pulse budget above the limits file's ``max_pulses_per_cell`` is
+    refused up front: not even the first read reaches an instrument."""
+    wiring = load_wiring(EXAMPLES / "wiring.toml", smu=emulator.resources["smu"])
+    wiring = type(wiring)(**{**wiring.__dict__, "matrix": emulator.resources["matrix"]})
+    bench = HilBench.open(wiring, load_hil_settings(EXAMPLES / "limits.toml"), "@py")
+    x = InstrumentCrossbar(bench, 1, get_preset("rram"))
+    try:
+        assert x.max_pulses_per_update == LIMITS.max_pulses_per_cell
+        targets = torch.full((2, x.rows, x.cols), sum(x.g_bounds) / 2, dtype=torch.float64)
+        before = _settled_log_length(emulator, bench)
+        too_many = LIMITS.max_pulses_per_cell + 1
+        with pytest.raises(ValueError, match="nothing was sent"):
+            x.program_and_verify(targets, tolerance=1e-6, max_pulses_per_iteration=too_many)
+        assert len(emulator.log) == before and x.counters.cell_reads == 0
+    finally:
+        x.close()

@@ -299,11 +299,11 @@ def test_cli_successful_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     code = main(cli_args(out))
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    last = captured.out.strip().splitlines()[-1]
-    assert "test accuracy" in last and str(out) in last
+    lines = captured.out.strip().splitlines()
+    assert lines[-1].endswith(f"run folder {out}")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["rule"] == "sgd" and summary["config"]["layers"] == "8"
-    assert f"{summary['test_accuracy']:.4f}" in last
+    assert lines[0].startswith(f"final test accuracy: {summary['test_accuracy']:.4f} ")
     assert captured.err == ""
 
 

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
         "--preset", default=DEFAULT_PRESET, metavar="NAME_OR_FILE",
         help=f"device preset name or preset .toml file (default: {DEFAULT_PRESET})",
     )
-    p.add_argument("--pulses", type=int, required=True, metavar="N", help="pulses per branch (>= 1)")
+    p.add_argument("--pulses", type=int, required=True, metavar="N",
+                   help="pulses per branch (>= 1; the trace has devices x cycles x 2 x (pulses + 1) rows, "
+                   "at most 10 million)")
     p.add_argument("--cycles", type=int, required=True, metavar="C", help="SET/RESET cycles (>= 1)")
     p.add_argument("--devices", type=int, default=1, metavar="D", help="devices measured (>= 1; default 1)")
     p.add_argument(
@@ -47,11 +49,21 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, write the trace, print a one-line summary."""
-    from devices.characterize import potentiation_depression
+    from bsl.budget import available_memory, size_text
+    from devices.characterize import MAX_TRACE_ROWS, TRACE_ROW_BYTES, potentiation_depression, trace_rows
 
     for flag, value in (("--pulses", args.pulses), ("--cycles", args.cycles), ("--devices", args.devices)):
         if value < 1:
             raise ValueError(f"{flag} = {value}: must be an integer >= 1")
+    rows = trace_rows(args.pulses, args.cycles, args.devices)
+    size = f"{args.devices} device(s) x {args.cycles} cycle(s) x 2 branches x {args.pulses + 1} reads"
+    fewer = "use fewer --pulses, --cycles or --devices"
+    if rows > MAX_TRACE_ROWS:
+        raise ValueError(f"{size} = {rows:,} rows, more than the limit of {MAX_TRACE_ROWS:,}; {fewer}")
+    free, need = available_memory(), rows * TRACE_ROW_BYTES
+    if free is not None and need > free:
+        raise ValueError(f"{size} = {rows:,} rows need about {size_text(need)} of memory but "
+                         f"{size_text(free)} are available; {fewer}")
     if args.seed < 0:
         raise ValueError(f"--seed = {args.seed}: must be >= 0")
     out: Path = args.out
@@ -63,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         args.preset, pulses=args.pulses, cycles=args.cycles, devices=args.devices, seed=args.seed,
         progress=not args.no_progress,
     )
-    trace.to_csv(out)
+    trace.to_csv(out, progress=not args.no_progress)
     g = trace.conductance_S
     print(
         f"wrote {len(trace)} rows ({args.devices} device(s) x {args.cycles} cycle(s) x 2 branches x "

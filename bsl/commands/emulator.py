@@ -5,6 +5,7 @@ Example::
     bsl emulator --port 5025 --wiring bench.toml --preset rram --log ops.jsonl
     # smu    TCPIP::127.0.0.1::5025::SOCKET
     # matrix TCPIP::127.0.0.1::5026::SOCKET
+    # state: new file bench.state.npz: seeded devices      (stderr; next start: "reloaded")
 
 It answers the instrument commands of ``docs/hil_protocol.md`` until Ctrl-C; see
 :mod:`devices.emulator`.
@@ -52,6 +53,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--faults", type=Path, default=None, metavar="F.toml",
                    help="TOML file with a [faults] table")
     p.add_argument("--log", type=Path, default=None, metavar="LOG.jsonl", help="write every operation here")
+    p.add_argument("--state", type=Path, default=None, metavar="FILE.npz",
+                   help="the arrays' state (conductances, per-device variation, stuck cells), reloaded on "
+                   "start and saved after pulses (at most 0.1 s later) and on exit, so that a restarted "
+                   "emulator continues the same devices (default: W.state.npz beside the wiring file W)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start from seeded devices even if the state file exists (it is overwritten)")
+    p.add_argument("--no-state", action="store_true",
+                   help="keep no state file: the arrays start seeded at every start")
     p.add_argument("--set-threshold", type=float, default=0.8, metavar="V",
                    help="device voltage from which a pulse SETs, V (default: 0.8)")
     p.add_argument("--reset-threshold", type=float, default=0.8, metavar="V",
@@ -69,6 +78,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate, start, print resources, wait, stop."""
     from devices.emulator import Emulator, Faults
+    from devices.emulator.state import default_state_path
 
     if not 1 <= args.port <= 65534:
         raise ValueError(f"--port {args.port}: must lie in 1..65534 (the matrix listens on PORT+1)")
@@ -84,10 +94,17 @@ def run(args: argparse.Namespace) -> int:
     if args.fault_target is not None:
         changes["target"] = "" if args.fault_target == "all" else args.fault_target
     faults = replace(faults, **changes)
+    if args.no_state and (args.state is not None or args.fresh):
+        raise ValueError("--no-state keeps no state file: drop --state/--fresh")
+    state = None if args.no_state else args.state or default_state_path(args.wiring)
+    if state is not None and not state.parent.is_dir():
+        raise FileNotFoundError(f"--state {state}: directory {state.parent} does not exist")
     emu = Emulator(args.wiring, preset=args.preset, seed=args.seed, faults=faults, log_path=args.log,
                    set_threshold_v=args.set_threshold, reset_threshold_v=args.reset_threshold,
-                   init_spread=args.init_spread, max_records=100_000)
+                   init_spread=args.init_spread, max_records=100_000, state=state, fresh=args.fresh)
     resources = emu.start(args.port)
+    if emu.state_note:
+        print(emu.state_note, file=sys.stderr, flush=True)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
@@ -106,11 +123,13 @@ def run(args: argparse.Namespace) -> int:
         emu.stop()
         if in_main:
             signal.signal(signal.SIGTERM, previous)
-    log = emu.log
+    log, keeper = emu.log, emu.state_keeper
     print(f"stopped after {len(log)} operations: max |V| {log.max_abs_voltage():.3g} V, "
           f"{log.total_pulses()} device pulses, final state "
-          f"{'safe' if log.final_state_safe() else 'NOT safe (output on or crosspoint closed)'}",
-          file=sys.stderr)
+          f"{'safe' if log.final_state_safe() else 'NOT safe (output on or crosspoint closed)'}"
+          + (f"; {keeper.summary()}" if keeper is not None else ""), file=sys.stderr)
+    if keeper is not None and keeper.error is not None:
+        print(f"warning: a state save failed: {keeper.error}", file=sys.stderr)
     return 0
 
 

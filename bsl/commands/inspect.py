@@ -21,25 +21,30 @@ def run(args: argparse.Namespace) -> int:
     from bsl.runs import Run
 
     with Run(args.run_dir) as r:
-        print(describe(r, args.events))
+        try:
+            text = describe(r, args.events)
+        except KeyError as exc:  # a summary.json or trace that parses but lacks an entry
+            raise ValueError(f"{args.run_dir}: incomplete run record (no {exc} entry)") from None
+    print(text)
     return 0
 
 
 def describe(r: Any, n_events: int = 10) -> str:
     """The text ``bsl inspect`` prints."""
+    from bsl.report import backend_label
+
     a, c = r.attrs, r.config
     lines = [f"run {r.path}"]
     if r.finished:
         s = r.summary
         status = (f"finished: test accuracy {s['test_accuracy']:.4f} ({s['inference']}), "
-                  f"train accuracy {s['train_accuracy']:.4f}, {s['wall_s']:.1f} s, {s['resumes']} resume(s)")
+                  f"train accuracy {s['train_accuracy']:.4f}, {s['wall_s']:.1f} s, {r.resumes()} resume(s)")
     else:
         steps = r.steps()["step"]
         how = f"continue with: bsl train --resume {r.path}" if r.resumable else "no checkpoint to resume from"
-        status = f"unfinished at batch {int(steps[-1]) if len(steps) else 0}; {how}"
+        status = f"unfinished at batch {int(steps[-1]) if len(steps) else 0}, {r.resumes()} resume(s); {how}"
     lines.append(f"  status    {status}")
-    device = "float weights" if c["rule"] == "sgd" else f"preset {c['preset']}, scheme {c['scheme']}"
-    lines.append(f"  rule      {c['rule']} on {device}")
+    lines.append(f"  rule      {c['rule']} on {backend_label(c, a.get('device'))}")
     d = a["dataset"]
     lines.append(f"  data      {d['name']}: {d['train']} train / {d['test']} test, input {d['input_shape']}")
     lines.append(f"  started   {a['started']}  package {a['package_version']}  commit {a['git_commit']}")

@@ -7,6 +7,7 @@ Every flag is also a setting of a TOML run file (``--config run.toml``, fields o
     bsl train --dataset mnist --data-dir ~/data/mnist --layers 512 --epochs 10
     bsl train --config run.toml --rule sgd --out runs/baseline
     bsl train --resume runs/baseline            # continue an interrupted run
+    bsl train --resume runs/hil --reprogram     # on instruments: restore the arrays if they differ
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", metavar="RUN.toml", help="TOML run file; flags override it")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the interrupted run in RUN_DIR from its latest checkpoint, with its saved "
-                   "config (only --progress may be given with it)")
+                   "config (only --progress and --reprogram may be given with it); on instruments the "
+                   "arrays are first checked against the run's last conductance snapshot")
+    p.add_argument("--reprogram", action="store_true",
+                   help="with --resume on instruments: if the arrays differ from the last snapshot, "
+                   "program them back to it (program-and-verify), then check again")
     docs = field_docs()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -54,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
             given = ["config"] * bool(args.config) + extra
             raise ValueError(f"--resume continues a run with its saved config; drop "
                              f"{', '.join('--' + name.replace('_', '-') for name in given)}")
-        _report(resume(args.resume, progress=args.progress))
+        _report(resume(args.resume, progress=args.progress, reprogram=args.reprogram))
         return 0
+    if args.reprogram:
+        raise ValueError("--reprogram goes with --resume RUN_DIR (it re-programs that run's arrays)")
     values: dict[str, Any] = {}
     if args.config:
         values.update(load_config_file(args.config))
@@ -68,11 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any) -> None:
-    s = result.summary
-    modes = ", ".join(f"{mode} {s[f'test_accuracy_{mode}']:.4f}" for mode in ("deterministic", "stochastic")
-                      if s[f"test_accuracy_{mode}"] is not None)
-    print(
-        f"test accuracy {s['test_accuracy']:.4f} ({s['inference']}; {modes}), "
-        f"train accuracy {s['train_accuracy']:.4f}, "
-        f"{s['samples_per_s']:.0f} samples/s, {s['wall_s']:.1f} s; run in {result.run_dir}"
-    )
+    """Print the final lines: test and train accuracy with how each was measured, speed,
+    wall time and the run folder (see :func:`bsl.report.final_lines`)."""
+    from bsl.report import final_lines
+
+    print("\n".join(final_lines(result.summary, result.run_dir)))

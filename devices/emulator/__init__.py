@@ -3,7 +3,8 @@
 :class:`Emulator` serves an emulated Keysight B2912A (or two Keithley 2450s) and a
 Keithley 707B switch matrix, wired to :class:`devices.SimulatedCrossbar` arrays as a
 wiring file says, answering exactly the command subsets of ``docs/hil_protocol.md``.
-Every command is logged (:class:`OpLog`); faults can be injected (:class:`Faults`).
+Every command is logged (:class:`OpLog`); faults can be injected (:class:`Faults`); the
+arrays can be kept in a state file across restarts (:mod:`devices.emulator.state`).
 """
 
 from .bench import Bench, Terminal

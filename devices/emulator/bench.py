@@ -102,6 +102,8 @@ class Bench:
         self._shorted: set[int] = set()
         self._pulses: list[dict[str, Any]] = []
         self._faults: list[str] = []
+        self.version = 0
+        """Counts the commands that moved devices (what the state file keeper watches)."""
 
     @property
     def drive(self) -> Terminal:
@@ -199,6 +201,7 @@ class Bench:
             devices += [[k, *map(int, idx)] for idx in torch.nonzero(m)]
             if sign:
                 a.pulse_devices(m.to(torch.int64) * (sign * count))
+                self.version += 1
         self._pulses.append({"source": source, "peak_v": peak_v, "v_device": v, "width_s": width_s,
                              "count": count, "kind": ("RESET", "none", "SET")[sign + 1], "devices": devices})
 

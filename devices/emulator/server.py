@@ -31,6 +31,7 @@ from .k707b import K707B
 from .k2450 import K2450
 from .oplog import OpLog
 from .scpi import Instrument
+from .state import SAVE_INTERVAL_S, StateKeeper, load_state
 
 POLL_S = 0.05
 """How often server threads check for stop(), s."""
@@ -155,12 +156,18 @@ class Emulator:
         set_threshold_v / reset_threshold_v: pulse thresholds across a device, V.
         init_spread: initial spread of the devices around mid-range (see :class:`Bench`).
         max_records: records kept in memory by the log (None: all).
+        state: state file of the arrays (see :mod:`devices.emulator.state`): reloaded if it
+            exists (a file of another wiring or device model is refused), written on
+            :meth:`start`, after pulses (at most ``save_interval_s`` later, s) and on
+            :meth:`stop`. None: nothing is kept (the devices start seeded every time).
+        fresh: ignore an existing ``state`` file (seeded devices; the file is overwritten).
     """
 
     def __init__(self, wiring: Wiring | str | Path, preset: str = "rram", seed: int = 0,
                  faults: Faults | None = None, log_path: str | Path | None = None, host: str = "127.0.0.1",
                  *, set_threshold_v: float = 0.8, reset_threshold_v: float = 0.8, init_spread: float = 0.0,
-                 max_records: int | None = None) -> None:
+                 max_records: int | None = None, state: str | Path | None = None, fresh: bool = False,
+                 save_interval_s: float = SAVE_INTERVAL_S) -> None:
         self.host = loopback_host(host)
         if not isinstance(wiring, Wiring):
             wiring = load_wiring(wiring)
@@ -170,6 +177,16 @@ class Emulator:
         self.wiring = wiring
         self.bench = Bench(wiring, preset, seed, set_threshold_v=set_threshold_v,
                            reset_threshold_v=reset_threshold_v, init_spread=init_spread)
+        self.state_keeper: StateKeeper | None = None
+        self.state_note = ""
+        """One line: what became of the state file (reloaded, new, discarded)."""
+        if state is not None:
+            self.state_keeper = StateKeeper(self.bench, state, preset, save_interval_s)
+            if fresh or not Path(state).exists():
+                self.state_note = f"state: new file {state}: seeded devices" if not Path(state).exists() \
+                    else f"state: {state} discarded (--fresh): seeded devices"
+            else:
+                self.state_note = load_state(state, wiring, self.bench.arrays, preset)
         self.instruments: dict[str, Instrument] = {}
         if wiring.smu_model == "b2900":
             chans = {wiring.drive_channel: "drive", wiring.sense_channel: "sense"}
@@ -206,19 +223,32 @@ class Emulator:
                 s.sock.close()
             self._servers.clear()
             raise
+        if self.state_keeper is not None:
+            try:
+                self.state_keeper.start()
+            except BaseException:
+                for s in self._servers.values():
+                    s.sock.close()
+                self._servers.clear()
+                raise
         for s in self._servers.values():
             s.start()
         self._state = "running"
         return self.resources
 
     def stop(self) -> None:
-        """Stop every server thread, close the log file (records stay in memory)."""
+        """Stop every server thread, save the state file (if any), close the log file
+        (records stay in memory)."""
         for s in self._servers.values():
             s.stopping.set()
         for s in self._servers.values():
             s.join(timeout=5)
-        self._state = "stopped"
-        self.log.close()
+        try:
+            if self.state_keeper is not None and self._state == "running":
+                self.state_keeper.stop()
+        finally:
+            self._state = "stopped"
+            self.log.close()
 
     def __enter__(self) -> Emulator:
         if self._state == "new":
