@@ -25,7 +25,7 @@ from report import write_report
 
 from bsl.config import TrainConfig, load_config_file
 from bsl.train import train
-from devices.emulator import Emulator
+from devices.hil.emulator import Emulator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hil"
 

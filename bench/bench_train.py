@@ -22,6 +22,7 @@ from bsl.config import TrainConfig
 from bsl.data import load_dataset
 from bsl.network import build_network, parse_layers
 from bsl.rules import get_rule
+from bsl.seeds import Seeds
 from bsl.train import store_factory
 
 
@@ -41,7 +42,7 @@ def throughput(config: TrainConfig, x: torch.Tensor, y: torch.Tensor, warmup: in
     rule = get_rule(config.rule)(config)
     net = build_network(parse_layers(config.layers), (1, 28, 28), 10,
                         store_factory(config, rule.uses_devices), config.gain_scale)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(Seeds(config.seed).training)  # as bsl train's run stream
     eye = torch.eye(10)
     b = config.batch_size
     batches = [(x[i:i + b], eye[y[i:i + b]]) for i in range(0, len(y) - b + 1, b)]

@@ -1,43 +1,70 @@
-"""The run configuration: one validated dataclass, settable from TOML and from flags.
+"""The run configuration: validated dataclasses, settable from TOML and from flags.
 
-A TOML run file holds the same names as the dataclass fields, either at top level or
-in a ``[train]`` table, e.g.::
+:class:`TrainConfig` holds what every run has (data, network, device, epochs, batch size,
+seed, files, progress...); each learning rule declares its own settings as a frozen
+dataclass registered with the rule (``LearningRule.settings``, e.g.
+:class:`bsl.rules.bsl.BslSettings`), held in ``TrainConfig.rule_settings``. A TOML run
+file holds the TrainConfig fields in a ``[train]`` table (or at top level) and the rule's
+settings in a ``[rule]`` table, e.g.::
 
     [train]
     dataset = "mnist"
     layers = "512"
     epochs = 10
     preset = "rram"
+    rule = "bsl"
 
-Flags given on the command line override the file. Relative paths in a run file
+    [rule]              # settings of the rule above; another name is refused
+    dead_zone = 0.2
+    update_probability = 0.3
+
+For compatibility a rule setting may also stand with the TrainConfig fields (at top
+level or in ``[train]``), as older run files and sweep files have them: there a setting
+of the chosen rule is used (over the ``[rule]`` table's), and a setting of another
+registered rule (``lr`` in a bsl run, say) is checked and then ignored, so that one
+sweep base serves several rules. ``TrainConfig(**values)`` takes the same flat names.
+
+Flags given on the command line override the file (``bsl train`` has one flag per
+TrainConfig field and per setting of every registered rule). Relative paths in a run file
 (``wiring``, ``limits``, ``data_dir``, ``out`` and ``preset`` when it names a file) are
 taken relative to the run file's own folder, so it works from any directory; paths
 given as flags stay relative to the current directory. The effective configuration is
-saved with every run (``RUN_DIR/config.toml``, with those paths made absolute, and
-inside ``summary.json``).
+saved with every run (``RUN_DIR/config.toml`` as ``[train]`` and ``[rule]`` tables, with
+those paths made absolute, and inside ``summary.json`` as one flat dict:
+:meth:`TrainConfig.to_dict`).
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from devices.presets import DEFAULT_PRESET, PRESETS, get_preset
-from devices.toml_io import read_toml, write_toml_tables
+from devices import DEFAULT_PRESET, PRESETS, get_preset, read_toml, write_toml_tables
 
 from .data import DATASETS
 from .network import INFERENCE_MODES, parse_layers
+from .settings import attribute_docs, check_types, fail
+
+if TYPE_CHECKING:
+    from .rules.base import RuleSettings
+
+Scheme = Literal["push_pull", "set_only"]
+"""Differential-pair update schemes."""
+DeviceKind = Literal["sim", "visa"]
+"""Where device weights live."""
+InferenceMode = Literal["deterministic", "stochastic"]
+"""Inference modes of the test accuracy (:data:`bsl.network.INFERENCE_MODES`)."""
+assert get_args(InferenceMode) == INFERENCE_MODES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrainConfig:
-    """Everything that defines a training run (units in field docs)."""
+    """Everything that defines a training run (units in field docs); the learning rule's
+    own settings are in ``rule_settings`` (see the module doc)."""
 
     dataset: str = "digits"
     """``digits`` (built in), ``digits4`` (digits 0-3 at 4x4: 16 inputs, 4 classes, for small
@@ -50,7 +77,7 @@ class TrainConfig:
     """Use a seeded random subset of this many test samples (0 = all)."""
     rule: str = "bsl"
     """Learning rule: ``bsl``, ``sgd`` (float baseline) or ``manhattan``."""
-    device: str = "sim"
+    device: DeviceKind = "sim"
     """Where device weights live: ``sim`` (the simulated crossbar) or ``visa`` (a crossbar
     on bench instruments: needs ``wiring`` and ``limits``; ``preset`` then gives the
     nominal device figures, e.g. a fit of the real devices)."""
@@ -64,7 +91,7 @@ class TrainConfig:
     """``visa``: PyVISA backend, e.g. ``@py`` (pyvisa-py); empty = PyVISA's default."""
     preset: str = DEFAULT_PRESET
     """Device preset name or preset TOML file."""
-    scheme: str = "push_pull"
+    scheme: Scheme = "push_pull"
     """Differential-pair update scheme: ``push_pull`` or ``set_only``."""
     carry_period: int = 0
     """Periodic carry: every this many updates, transfer a low-significance array into the
@@ -82,26 +109,7 @@ class TrainConfig:
     """Passes over the training set."""
     batch_size: int = 8
     """Samples per update; 1 is the per-sample (hardware-faithful) mode."""
-    batch_reduce: str = "sum"
-    """How a mini-batch's ternary updates combine: ``sum`` (pulse counts) or ``sign``."""
-    update_probability: float = 0.2
-    """Each pulse is sent with this probability (device rules' learning rate), in (0, 1]."""
-    hidden_update_scale: float = 1.0
-    """Factor on ``update_probability`` for hidden layers (device rules); 1 = same as output
-    (the product must stay <= 1)."""
-    anneal: float = 0.85
-    """Per-epoch factor on ``update_probability`` (device rules) and ``lr`` (sgd): epoch ``e``
-    (from 0) uses ``rate * anneal**e``."""
-    dead_zone: float = 0.3
-    """Output errors with ``|t - p|`` at or below this are not propagated (BSL)."""
-    hidden_dead_zone: float = 0.0
-    """Hidden errors (the transposed crossbar read, in gain-scaled weight units) at or below
-    this magnitude are not propagated (BSL); 0 = pure sign."""
-    output_derivative: bool = False
-    """Multiply the output sign error by the binary derivative (BSL)."""
-    lr: float = 1.0
-    """Learning rate of the ``sgd`` float baseline."""
-    inference: str = "deterministic"
+    inference: InferenceMode = "deterministic"
     """Inference mode of the per-epoch test accuracy: ``deterministic`` or ``stochastic``."""
     eval_samples: int = 10
     """Binary passes averaged in ``stochastic`` inference."""
@@ -121,46 +129,101 @@ class TrainConfig:
     """Run folder (default ``runs/<rule>-<dataset>-<time>``)."""
     progress: bool = True
     """Show progress bars."""
+    rule_settings: RuleSettings = dataclasses.field(default=None)  # type: ignore[assignment]
+    """The settings of ``rule`` (an instance of its ``settings`` class; given as that, as a
+    dict of them, or as flat names: see the module doc)."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        """Take TrainConfig fields, ``rule_settings`` (the rule's settings object or a dict
+        of them, unknown names refused) and flat rule settings (those of ``rule`` override
+        ``rule_settings``; those of other rules are checked and ignored)."""
+        from .rules import RULES
+
+        given = values.pop("rule_settings", None)
+        for name in _COMMON:
+            object.__setattr__(self, name, values.pop(name, _DEFAULTS[name]))
+        if not isinstance(self.rule, str) or self.rule not in RULES:
+            _fail("rule", self.rule, f"choose one of {sorted(RULES)}")
+        settings_cls = RULES[self.rule].settings
+        shared = set().union(*(setting_field_names(r.settings) for r in RULES.values()))
+        unknown = sorted(set(values) - shared)
+        if unknown:
+            raise TypeError(f"TrainConfig got unexpected keyword argument(s) {unknown}")
+        own = set(setting_field_names(settings_cls))
+        chosen: dict[str, Any] = {}
+        if isinstance(given, settings_cls):
+            chosen = dataclasses.asdict(given)
+        elif isinstance(given, dict):
+            unknown = sorted(set(given) - own)
+            if unknown:
+                raise ValueError(f"rule {self.rule!r} has no setting(s) {unknown} "
+                                 f"(its settings: {', '.join(sorted(own))})")
+            chosen = dict(given)
+        elif given is not None:  # another rule's settings (a copy with the rule changed)
+            if not dataclasses.is_dataclass(given):
+                _fail("rule_settings", given, f"must be a {settings_cls.__name__} or a dict of its fields")
+            values = {**{k: v for k, v in dataclasses.asdict(given).items() if k in shared}, **values}
+        for rule in RULES.values():  # other rules' flat settings: checked, then ignored
+            theirs = {k: v for k, v in values.items() if k in setting_field_names(rule.settings)}
+            if theirs and rule.settings is not settings_cls:
+                rule.settings(**theirs)
+        chosen.update({k: v for k, v in values.items() if k in own})
+        object.__setattr__(self, "rule_settings", settings_cls(**chosen))
         _validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field."""
-        return dataclasses.asdict(self)
+        """Plain flat dict of every TrainConfig field and every rule setting (what
+        ``summary.json`` and checkpoints hold; ``TrainConfig(**it)`` rebuilds the config)."""
+        values = {name: getattr(self, name) for name in _COMMON}
+        return {**values, **dataclasses.asdict(self.rule_settings)}
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A validated copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        """A validated copy with some fields (or rule settings, by flat name) changed."""
+        return TrainConfig(**{**self.to_dict(), **changes})
 
 
-def _fail(name: str, value: Any, requirement: str) -> None:
-    raise ValueError(f"config {name} = {value!r}: {requirement}")
+_COMMON = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "rule_settings")
+"""The TrainConfig fields every run has (all but ``rule_settings``)."""
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def common_field_names() -> tuple[str, ...]:
+    """The TrainConfig fields every run has (not the rule's settings)."""
+    return _COMMON
+
+
+def setting_field_names(settings: type) -> tuple[str, ...]:
+    """The field names of a rule's settings class."""
+    return tuple(f.name for f in dataclasses.fields(settings))
+
+
+def all_setting_names() -> dict[str, list[str]]:
+    """Every rule setting name with the registered rules that have it."""
+    from .rules import RULES
+
+    names: dict[str, list[str]] = {}
+    for name, rule in sorted(RULES.items()):
+        for field_name in setting_field_names(rule.settings):
+            names.setdefault(field_name, []).append(name)
+    return names
+
+
+def config_names() -> list[str]:
+    """Every name a run file, a sweep file or ``TrainConfig(**values)`` takes flat: the
+    TrainConfig fields and the settings of every registered rule."""
+    return [*_COMMON, *(n for n in all_setting_names() if n not in _COMMON)]
+
+
+_fail = fail
 
 
 def _validate(c: TrainConfig) -> None:
-    from .rules import RULES
-
-    kinds: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str, "bool": bool}
-    for f in dataclasses.fields(c):
-        value = getattr(c, f.name)
-        expected = kinds[str(f.type)]
-        if not isinstance(value, expected) or (isinstance(value, bool) and f.type != "bool"):
-            _fail(f.name, value, f"must be of type {f.type}")
+    """Check the TrainConfig fields (the rule's settings check themselves)."""
+    check_types(c, skip=("rule_settings",))  # Literal fields (device, scheme, inference) too
     if c.dataset not in DATASETS:
         _fail("dataset", c.dataset, f"choose one of {DATASETS}")
-    if c.rule not in RULES:
-        _fail("rule", c.rule, f"choose one of {sorted(RULES)}")
-    if c.device not in ("sim", "visa"):
-        _fail("device", c.device, "choose 'sim' or 'visa'")
     if c.device == "visa":
         _validate_bench(c)
-    if c.scheme not in ("push_pull", "set_only"):
-        _fail("scheme", c.scheme, "choose 'push_pull' or 'set_only'")
-    if c.batch_reduce not in ("sum", "sign"):
-        _fail("batch_reduce", c.batch_reduce, "choose 'sum' or 'sign'")
-    if c.inference not in INFERENCE_MODES:
-        _fail("inference", c.inference, f"choose one of {INFERENCE_MODES}")
     for name in ("epochs", "batch_size", "eval_samples"):
         if getattr(c, name) < 1:
             _fail(name, getattr(c, name), "must be >= 1")
@@ -169,20 +232,8 @@ def _validate(c: TrainConfig) -> None:
     for name in ("train_limit", "test_limit", "seed", "carry_period", "snapshot_every", "checkpoint_every"):
         if getattr(c, name) < 0:
             _fail(name, getattr(c, name), "must be >= 0")
-    if not 0 < c.update_probability <= 1:
-        _fail("update_probability", c.update_probability, "must lie in (0, 1]")
-    if not 0 <= c.hidden_update_scale * c.update_probability <= 1:
-        _fail("hidden_update_scale", c.hidden_update_scale, "must be >= 0, with update_probability * it <= 1")
-    if not 0 < c.anneal <= 1:
-        _fail("anneal", c.anneal, "must lie in (0, 1]")
-    if not 0 <= c.dead_zone < 1:
-        _fail("dead_zone", c.dead_zone, "must lie in [0, 1)")
     if not (c.checkpoint_every_s >= 0 and math.isfinite(c.checkpoint_every_s)):
         _fail("checkpoint_every_s", c.checkpoint_every_s, "must be a finite number of seconds >= 0")
-    if not (c.hidden_dead_zone >= 0 and math.isfinite(c.hidden_dead_zone)):
-        _fail("hidden_dead_zone", c.hidden_dead_zone, "must be a finite number >= 0")
-    if not (c.lr > 0 and math.isfinite(c.lr)):
-        _fail("lr", c.lr, "must be a finite number > 0")
     if not 0 <= c.init_spread <= 1:
         _fail("init_spread", c.init_spread, "must lie in [0, 1]")
     if not (c.gain_scale > 0 and math.isfinite(c.gain_scale)):
@@ -193,8 +244,7 @@ def _validate(c: TrainConfig) -> None:
 
 def _validate_bench(c: TrainConfig) -> None:
     """A ``visa`` run's files are read and checked here, before any instrument is touched."""
-    from devices.hil_settings import load_hil_settings
-    from devices.wiring import load_wiring
+    from devices import load_hil_settings, load_wiring
 
     if not c.wiring or not c.limits:
         _fail("device", c.device, "needs both a wiring file (wiring) and a limits file (limits)")
@@ -204,16 +254,10 @@ def _validate_bench(c: TrainConfig) -> None:
     load_hil_settings(c.limits)
 
 
-def field_docs() -> dict[str, str]:
-    """The one-line doc of every :class:`TrainConfig` field (its attribute docstring)."""
-    tree = ast.parse(inspect.getsource(TrainConfig))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
-                docs[node.target.id] = " ".join(str(after.value.value).replace("``", "").split())
-    return docs
+def field_docs(cls: type | None = None) -> dict[str, str]:
+    """The one-line doc of every field of :class:`TrainConfig` (or of the settings
+    dataclass ``cls``, bases included): its attribute docstring."""
+    return attribute_docs(TrainConfig if cls is None else cls)
 
 
 PATH_FIELDS = ("data_dir", "wiring", "limits", "out", "preset")
@@ -235,15 +279,33 @@ def _path_fields(values: dict[str, Any], folder: Path) -> list[str]:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML run file into a dict of config fields (unknown names refused), with
     relative paths taken relative to the file's folder (see the module doc)."""
+    from .rules import RULES
+
     data = read_toml(path, "config file")
     table = data.get("train", data)
     if not isinstance(table, dict):
         raise ValueError(f"config file {path}: 'train' must be a table of settings, got {table!r}")
     table = dict(table)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    rule_table = data.get("rule") if "train" in data else None
+    if "train" not in data and isinstance(table.get("rule"), dict):  # no [train]: [rule] is at top level
+        rule_table = table.pop("rule")
+    if rule_table is not None and not isinstance(rule_table, dict):
+        raise ValueError(f"config file {path}: 'rule' must be a table of the rule's settings, "
+                         f"got {rule_table!r}")
+    known = set(config_names())
     unknown = sorted(set(table) - known)
     if unknown:
         raise ValueError(f"config file {path}: unknown setting(s) {unknown}")
+    if rule_table is not None:
+        rule = table.get("rule", _DEFAULTS["rule"])
+        if rule not in RULES:
+            _fail("rule", rule, f"choose one of {sorted(RULES)}")
+        own = setting_field_names(RULES[rule].settings)
+        unknown = sorted(set(rule_table) - set(own))
+        if unknown:
+            raise ValueError(f"config file {path}: [rule]: rule {rule!r} has no setting(s) {unknown} "
+                             f"(its settings: {', '.join(own)})")
+        table["rule_settings"] = dict(rule_table)
     folder = Path(path).parent
     for name in _path_fields(table, folder):
         given = Path(os.path.expanduser(table[name]))  # Path.expanduser raises for an unknown ~user
@@ -254,7 +316,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def save_config(config: TrainConfig, path: str | Path) -> Path:
     """Write the effective configuration as a TOML run file, path fields made absolute
     (so that it reloads from anywhere)."""
-    values = config.to_dict()
+    values = {name: getattr(config, name) for name in _COMMON}
     for name in _path_fields(values, Path.cwd()):
         values[name] = os.path.abspath(os.path.expanduser(values[name]))
-    return write_toml_tables(path, {"train": values}, header="memristor-bsl run configuration")
+    tables = {"train": values, "rule": dataclasses.asdict(config.rule_settings)}
+    return write_toml_tables(path, tables, header="memristor-bsl run configuration")

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .seeds import Seeds
+
 DATASETS = ("digits", "digits4", "mnist", "fashion-mnist", "idx")
 
 _IDX_FILES = {
@@ -82,16 +84,17 @@ def load_dataset(
     test_limit: int = 0,
 ) -> Dataset:
     """Load a data set by name; ``*_limit`` > 0 keeps a seeded random subset of that size."""
+    seeds = Seeds(seed)
     if name == "digits":
-        ds = _digits(seed)
+        ds = _digits(seeds.data_split)
     elif name == "digits4":
-        ds = _digits4(seed)
+        ds = _digits4(seeds.data_split)
     elif name in ("mnist", "fashion-mnist", "idx"):
         folder = _find_folder(name, data_dir, download)
         ds = _from_idx(name, folder)
     else:
         raise DataError(f"unknown dataset {name!r}: choose one of {DATASETS}")
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(seeds.data_subset)
     if train_limit:
         keep = torch.randperm(len(ds.y_train), generator=gen)[:train_limit]
         ds.x_train, ds.y_train = ds.x_train[keep], ds.y_train[keep]

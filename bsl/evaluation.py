@@ -19,6 +19,13 @@ EVAL_CHUNK = 2000
 """Samples per forward pass (fixed: the random draws of a run depend on it)."""
 
 
+def final_test_modes(device: str, inference: str) -> tuple[str, ...]:
+    """The inference modes of a run's final test evaluation: both on the simulator; on
+    instruments only the configured one, since deterministic inference feeds analog inputs,
+    which a bench reads level by level (see ``devices.hil.crossbar``)."""
+    return ("deterministic", "stochastic") if device == "sim" else (inference,)
+
+
 def evaluate(net: Network, x: Tensor, y: Tensor, mode: str, samples: int, seed: int, *,
              progress: bool = False, what: str = "") -> float:
     """Accuracy of ``net`` on ``(x, y)`` in an inference mode (see :mod:`bsl.network`),

@@ -5,7 +5,7 @@ A checkpoint restores the learning state, not a physical array. Before an instru
 layer's last conductance snapshot in ``traces.h5`` (the last one at or before the
 checkpoint), allowing for the pulses the operation journal recorded for each device
 since that snapshot, or since the last re-programming to it (rule and sample:
-:mod:`devices.resume_check`). The outcome is a ``resume_verify`` event of the trace.
+:mod:`devices.hil.resume_check`). The outcome is a ``resume_verify`` event of the trace.
 
 Beyond tolerance the resume is refused (:class:`ResumeVerifyError`, one line) unless
 ``reprogram`` is set: then every layer is programmed back to its snapshot by

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,18 @@ class Dense:
     def describe(self) -> str:
         return f"dense {self.n_in}->{self.n_out}"
 
+    @property
+    def positions(self) -> int:
+        """Reads of the crossbar per sample and pass."""
+        return 1
+
+    def facts(self) -> dict[str, Any]:
+        """What the run records about the layer (JSON-serializable): kind, crossbar
+        ``rows`` x ``cols`` (bias row included), reads per sample (``positions``)."""
+        return {"kind": self.kind, "describe": self.describe(), "rows": self.store.rows,
+                "cols": self.store.cols, "positions": self.positions, "inputs": self.n_in,
+                "outputs": self.n_out}
+
 
 class Conv2d:
     """Convolution on a crossbar: ``rows = in_channels * k * k + 1``, ``cols = out_channels``.
@@ -124,6 +137,18 @@ class Conv2d:
         c, h, w = self.in_shape
         oh, ow = self.out_hw
         return f"conv {c}x{h}x{w} k{self.kernel} s{self.stride} -> {self.out_channels}x{oh}x{ow}"
+
+    @property
+    def positions(self) -> int:
+        """Reads of the crossbar per sample and pass: one per output position."""
+        return self.out_hw[0] * self.out_hw[1]
+
+    def facts(self) -> dict[str, Any]:
+        """As :meth:`Dense.facts`, plus the geometry: ``input_shape`` (channels, height,
+        width), ``kernel``, ``stride``, ``output_shape``."""
+        return {"kind": self.kind, "describe": self.describe(), "rows": self.store.rows,
+                "cols": self.store.cols, "positions": self.positions, "input_shape": list(self.in_shape),
+                "kernel": self.kernel, "stride": self.stride, "output_shape": list(self.output_shape)}
 
 
 Layer = Dense | Conv2d

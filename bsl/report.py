@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from devices.presets import get_preset
+from devices import get_preset
 
 
 def train_accuracy_words(rule: str) -> str:

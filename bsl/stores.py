@@ -22,6 +22,10 @@ class WeightStore(ABC):
 
     rows: int
     cols: int
+    kind: str = ""
+    """What holds the weights: ``crossbar``, ``carry`` (two crossbars) or ``float``."""
+    arrays: int = 0
+    """Crossbars read by every read of the store (0: float weights)."""
 
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
@@ -52,6 +56,12 @@ class WeightStore(ABC):
         return 0, 0
 
     @abstractmethod
+    def reads(self) -> tuple[int, int]:
+        """Input vectors applied so far, ``(forward, transposed)``: one per row of the input
+        of :meth:`forward` (:meth:`backward`); on a crossbar an all-zero input performs no
+        read and counts none. Saved in :meth:`state_dict`."""
+
+    @abstractmethod
     def description(self) -> dict[str, Any]:
         """What holds the weights (JSON-serializable), for run records."""
 
@@ -60,7 +70,7 @@ class WeightStore(ABC):
         return []
 
     def drain_operations(self) -> np.ndarray | None:
-        """Instrument operations since the last call (``devices.journal`` rows), if any."""
+        """Instrument operations since the last call (``devices.hil.journal`` rows), if any."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
@@ -94,6 +104,9 @@ class CrossbarStore(WeightStore):
     units by ``I / (V_read (g_max - g_min))``.
     """
 
+    kind = "crossbar"
+    arrays = 1
+
     def __init__(self, crossbar: Crossbar) -> None:
         self.crossbar = crossbar
         self.rows, self.cols = crossbar.rows, crossbar.cols
@@ -101,18 +114,23 @@ class CrossbarStore(WeightStore):
         self._v = crossbar.v_read
         self._to_weight = 1.0 / (self._v * (g_max - g_min))
         self._g_range = g_max - g_min
+        self._reads = [0, 0]
 
-    def _read(self, x: Tensor, read: Callable[[Tensor], Tensor], width: int) -> Tensor:
+    def _read(self, x: Tensor, read: Callable[[Tensor], Tensor], width: int, which: int) -> Tensor:
         peak = float(x.abs().max()) if x.numel() else 0.0
         if peak == 0.0:  # nothing to apply: no read is performed
             return x.new_zeros((x.shape[0], width))
+        self._reads[which] += x.shape[0]
         return read(x * (self._v / peak)) * (self._to_weight * peak)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._read(x, self.crossbar.read_forward, self.cols)
+        return self._read(x, self.crossbar.read_forward, self.cols, 0)
 
     def backward(self, d: Tensor) -> Tensor:
-        return self._read(d, self.crossbar.read_backward, self.rows)
+        return self._read(d, self.crossbar.read_backward, self.rows, 1)
+
+    def reads(self) -> tuple[int, int]:
+        return self._reads[0], self._reads[1]
 
     def weights(self) -> Tensor:
         return self.crossbar.read_weights() / self._g_range
@@ -140,10 +158,11 @@ class CrossbarStore(WeightStore):
         return _pair(self.crossbar.snapshot_conductances())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"crossbar": self.crossbar.state_dict()}
+        return {"crossbar": self.crossbar.state_dict(), "reads": list(self._reads)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.crossbar.load_state_dict(state["crossbar"])
+        self._reads = [int(n) for n in state.get("reads", (0, 0))]  # absent in older checkpoints
 
 
 class CarryStore(WeightStore):
@@ -157,6 +176,9 @@ class CarryStore(WeightStore):
     back to mid-range by program-and-verify. The weight thus moves in steps
     ``significance`` times finer than one device allows.
     """
+
+    kind = "carry"
+    arrays = 2
 
     def __init__(self, msb: Crossbar, lsb: Crossbar, significance: float, period: int) -> None:
         if (msb.rows, msb.cols) != (lsb.rows, lsb.cols):
@@ -209,6 +231,9 @@ class CarryStore(WeightStore):
         msb, lsb = self.msb.counters(), self.lsb.counters()
         return {k: msb[k] + lsb[k] for k in msb}
 
+    def reads(self) -> tuple[int, int]:
+        return self.msb.reads()  # both arrays take every read
+
     def pulse_totals(self) -> tuple[int, int]:
         (ms, mr), (ls, lr) = self.msb.pulse_totals(), self.lsb.pulse_totals()
         return ms + ls, mr + lr
@@ -248,17 +273,26 @@ class CarryStore(WeightStore):
 class FloatStore(WeightStore):
     """High-precision software weights (the ``sgd`` baseline)."""
 
+    kind = "float"
+    arrays = 0
+
     def __init__(self, w: Tensor) -> None:
         if w.dim() != 2:
             raise ValueError(f"weights: expected a matrix, got shape {tuple(w.shape)}")
         self.w = w
         self.rows, self.cols = w.shape
+        self._reads = [0, 0]
 
     def forward(self, x: Tensor) -> Tensor:
+        self._reads[0] += x.shape[0]
         return x @ self.w
 
     def backward(self, d: Tensor) -> Tensor:
+        self._reads[1] += d.shape[0]
         return d @ self.w.T
+
+    def reads(self) -> tuple[int, int]:
+        return self._reads[0], self._reads[1]
 
     def weights(self) -> Tensor:
         return self.w.clone()
@@ -273,13 +307,14 @@ class FloatStore(WeightStore):
         return {"weight": self.w.detach().cpu().double().numpy().copy()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"w": self.w.clone()}
+        return {"w": self.w.clone(), "reads": list(self._reads)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         w = state["w"]
         if tuple(w.shape) != (self.rows, self.cols):
             raise ValueError(f"state holds a {tuple(w.shape)} matrix, this store is {(self.rows, self.cols)}")
         self.w = w.to(self.w.dtype).clone()
+        self._reads = [int(n) for n in state.get("reads", (0, 0))]  # absent in older checkpoints
 
 
 def random_float_weights(rows: int, cols: int, gen: torch.Generator) -> Tensor:

@@ -28,7 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from devices.journal import OPERATION_DTYPE
+from devices import OPERATION_DTYPE
 
 LAYOUT = "memristor-bsl run trace"
 LAYOUT_VERSION = 2
@@ -334,6 +334,14 @@ class TraceWriter:
                 ds[n] = epoch
             else:
                 ds[n] = arrays[name]
+
+    def layer_attrs(self, layer: int, attrs: dict[str, Any]) -> None:
+        """Set attributes of ``/layers/layer<i>`` (JSON-encoded when not scalar), such as the
+        read counts recorded when the run finishes."""
+        self._dirty = True
+        group = self.file[f"layers/layer{layer}"]
+        for key, value in attrs.items():
+            group.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
 
     def event(self, kind: str, message: str, step: int = -1) -> None:
         """A timestamped event (start, resume, verify_failure, error, finish, ...)."""

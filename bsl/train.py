@@ -32,8 +32,9 @@ from .budget import check_run
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, save_config
 from .data import Dataset, load_dataset
-from .evaluation import evaluate
+from .evaluation import evaluate, final_test_modes
 from .hil_resume import reopen_verified
+from .layers import Layer
 from .network import Network, StoreFactory, build_network, parse_layers
 from .report import epoch_line
 from .rules import LearningRule, StepStats, get_rule
@@ -49,6 +50,7 @@ from .rundir import (
     write_text_atomic,
 )
 from .runs import count_resumes
+from .seeds import Seeds
 from .stores import CarryStore, CrossbarStore, FloatStore, WeightStore, random_float_weights
 from .traces import TraceWriter
 
@@ -90,11 +92,14 @@ class LoopState:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     perm: Tensor | None = None
     """This epoch's sample order."""
+    eval_reads: dict[str, list[int]] = field(default_factory=dict)
+    """Per inference mode, the forward reads of each layer's store spent on evaluations."""
 
 
 def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
     """How layers get their weights: a crossbar per layer, or float tensors."""
-    init_gen = torch.Generator().manual_seed(config.seed)
+    seeds = Seeds(config.seed)
+    init_gen = torch.Generator().manual_seed(seeds.weights_init)
     if uses_devices and config.device == "visa":
         return bench_store_factory(config)
 
@@ -108,10 +113,10 @@ def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
                 init="mid", init_spread=spread,
             )
 
-        msb = array(config.seed * 1000 + index, config.init_spread)
+        msb = array(seeds.devices(index), config.init_spread)
         if config.carry_period == 0:
             return CrossbarStore(msb)
-        lsb = array(config.seed * 1000 + 500 + index, 0.0)
+        lsb = array(seeds.carry_lsb(index), 0.0)
         return CarryStore(msb, lsb, config.carry_significance, config.carry_period)
 
     return make
@@ -120,10 +125,7 @@ def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
 def bench_store_factory(config: TrainConfig) -> StoreFactory:
     """Layers on the crossbars of a bench (``device = "visa"``): array ``k`` of the
     wiring file holds layer ``k``. The instruments are opened with the first layer."""
-    from devices.hil_settings import load_hil_settings
-    from devices.instrument import HilBench, InstrumentCrossbar
-    from devices.presets import get_preset
-    from devices.wiring import load_wiring
+    from devices import HilBench, InstrumentCrossbar, get_preset, load_hil_settings, load_wiring
 
     wiring = load_wiring(config.wiring, config.resource or None)
     settings = load_hil_settings(config.limits)
@@ -195,8 +197,9 @@ class _Session:
             store_factory(config, self.rule.uses_devices), config.gain_scale,
         )
         self.stores = self.net.stores()
-        self.gen = torch.Generator().manual_seed(config.seed)
-        self.order = torch.Generator().manual_seed(config.seed + 7)
+        self.seeds = Seeds(config.seed)
+        self.gen = torch.Generator().manual_seed(self.seeds.training)
+        self.order = torch.Generator().manual_seed(self.seeds.data_order)
         self.loop = LoopState()
         self.run_dir = Path(".")
         self.writer: TraceWriter | None = None
@@ -210,19 +213,21 @@ class _Session:
 
     # -- run files ----------------------------------------------------------------
     def start_trace(self) -> None:
-        if not self.config.trace:
+        c = self.config
+        if not c.trace:
             return
         snaps = [store.snapshot() for store in self.stores]
         self.writer = TraceWriter.create(
             self.run_dir / TRACE_FILE,
             attrs={
                 "package_version": __version__, "git_commit": git_commit(), "config": self.config.to_dict(),
-                "seed": self.config.seed, "seeds": self._seeds(), "rule": self.config.rule,
+                "seed": self.config.seed, "rule": self.config.rule,
+                "seeds": self.seeds.record(len(self.stores), bool(c.carry_period), c.epochs),
                 "dataset": self._dataset_info(), "versions": package_versions(),
                 "device": [store.description() for store in self.stores],
             },
-            layers=[{"describe": layer.describe(), "rows": layer.store.rows, "cols": layer.store.cols,
-                     "store": layer.store.description()} for layer in self.net.layers],
+            layers=[{**self._layer_facts(layer), "store": layer.store.description()}
+                    for layer in self.net.layers],
             snapshot_fields=[list(s) for s in snaps],
             shapes=[(store.rows, store.cols) for store in self.stores],
             total_steps=self.config.epochs * -(-len(self.data.y_train) // self.config.batch_size),
@@ -354,8 +359,7 @@ class _Session:
 
     def _end_epoch(self, epoch: int) -> None:
         c, loop, data = self.config, self.loop, self.data
-        test_acc = evaluate(self.net, data.x_test, data.y_test, c.inference, c.eval_samples,
-                            c.seed + 100 + epoch, progress=c.progress, what="test")
+        test_acc = self._evaluate(data.x_test, data.y_test, c.inference, self.seeds.epoch_eval(epoch), "test")
         record = {
             "epoch": epoch + 1, "step": loop.step, "train_running_accuracy": loop.correct / loop.seen,
             "train_loss": loop.loss_sum / loop.seen, "test_accuracy": test_acc, "wall_s": loop.epoch_wall,
@@ -376,16 +380,13 @@ class _Session:
 
     def _finish(self) -> dict[str, Any]:
         c, data, net, loop = self.config, self.data, self.net, self.loop
-        # On instruments only the configured mode is evaluated: deterministic inference
-        # feeds analog inputs, which a bench reads level by level (see devices.instrument).
-        modes = ("deterministic", "stochastic") if c.device == "sim" else (c.inference,)
+        modes = final_test_modes(c.device, c.inference)  # on instruments, only the configured one
         final: dict[str, float | None] = {"deterministic": None, "stochastic": None}
         for mode in modes:
-            final[mode] = evaluate(net, data.x_test, data.y_test, mode, c.eval_samples, c.seed + 999,
-                                   progress=c.progress, what="test")
-        train_acc = evaluate(net, data.x_train, data.y_train, c.inference, c.eval_samples, c.seed + 998,
-                             progress=c.progress, what="train")
-        counters = pulse_counts(net)
+            final[mode] = self._evaluate(data.x_test, data.y_test, mode, self.seeds.final_test_eval, "test")
+        train_acc = self._evaluate(data.x_train, data.y_train, c.inference, self.seeds.final_train_eval,
+                                   "train")
+        counters, facts = pulse_counts(net), self._layer_facts_with_reads()
         n = len(data.y_train)
         self._tick()
         summary = {
@@ -403,6 +404,9 @@ class _Session:
             "steps": loop.step,
             "resumes": max(loop.resumes, count_resumes(self.writer.file) if self.writer else 0),  # events
             "layers": [layer.describe() for layer in net.layers],
+            "layer_facts": facts,
+            "evaluations": {"per_epoch_test": c.inference, "final_test": list(modes),
+                            "final_train": c.inference},
             "device_counters": counters,
             "pulses": [{"set": k.get("set_pulses", 0), "reset": k.get("reset_pulses", 0)} for k in counters],
             "dataset": self._dataset_info(),
@@ -415,6 +419,8 @@ class _Session:
         write_text_atomic(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=_json_default))
         if self.writer is not None:
             self._record_device_activity()
+            for i, layer_facts in enumerate(facts):
+                self.writer.layer_attrs(i, {"reads": layer_facts["reads"]})
             self.writer.event("finish", f"test accuracy {summary['test_accuracy']:.4f}", step=loop.step)
             self.writer.flush()
         return summary
@@ -434,17 +440,38 @@ class _Session:
     def _total_pulses(self) -> int:
         return int(self._pulse_totals().sum())
 
+    def _evaluate(self, x: Tensor, y: Tensor, mode: str, seed: int, what: str) -> float:
+        """:func:`evaluate`, counting the stores' reads it spends under ``mode``."""
+        before = [store.reads()[0] for store in self.stores]
+        acc = evaluate(self.net, x, y, mode, self.config.eval_samples, seed, progress=self.config.progress,
+                       what=what)
+        tally = self.loop.eval_reads.setdefault(mode, [0] * len(self.stores))
+        for i, (store, n) in enumerate(zip(self.stores, before, strict=True)):
+            tally[i] += store.reads()[0] - n
+        return acc
+
+    @staticmethod
+    def _layer_facts(layer: Layer) -> dict[str, Any]:
+        """A layer's recorded facts: shape, kind, geometry, what holds its weights."""
+        return {**layer.facts(), "store_kind": layer.store.kind, "arrays": layer.store.arrays}
+
+    def _layer_facts_with_reads(self) -> list[dict[str, Any]]:
+        """:meth:`_layer_facts` plus the reads of each layer's store so far, by phase: training
+        ``forward`` and ``transposed`` reads, and ``evaluation`` forward reads per inference mode
+        (input vectors; a conv layer reads once per output position)."""
+        out = []
+        for i, layer in enumerate(self.net.layers):
+            forward, transposed = layer.store.reads()
+            evaluation = {mode: reads[i] for mode, reads in sorted(self.loop.eval_reads.items())}
+            out.append({**self._layer_facts(layer), "reads": {
+                "forward": forward - sum(evaluation.values()), "transposed": transposed,
+                "evaluation": evaluation}})
+        return out
+
     def _dataset_info(self) -> dict[str, Any]:
         d = self.data
         return {"name": d.name, "train": len(d.y_train), "test": len(d.y_test),
                 "input_shape": list(d.input_shape), "classes": d.n_classes}
-
-    def _seeds(self) -> dict[str, Any]:
-        s = self.config.seed
-        return {"run": s, "data_order": s + 7, "weights_init": s,
-                "devices": [s * 1000 + i for i in range(len(self.stores))],
-                "carry_lsb_devices": [s * 1000 + 500 + i for i in range(len(self.stores))]
-                if self.config.carry_period else []}
 
 
 def _json_default(value: Any) -> Any:

@@ -220,7 +220,7 @@ class Crossbar(ABC):
                 "scheme": self.scheme, "g_min_S": g_min, "g_max_S": g_max, "v_read_V": self.v_read}
 
     def drain_operations(self) -> np.ndarray | None:
-        """Instrument operations journaled since the last call (``devices.journal``
+        """Instrument operations journaled since the last call (``devices.hil.journal``
         rows), or None for arrays that keep no journal."""
         return None
 

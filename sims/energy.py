@@ -123,6 +123,39 @@ class RunCounts:
         return sum(layer.macs for layer in self.layers)
 
 
+def counts_from_summary(s: dict[str, Any]) -> RunCounts:
+    """Training operation counts of a finished run's summary (method: ``docs/energy.md``): from
+    the facts it records per layer (``layer_facts``: shape, store, reads per phase); summaries
+    written before those facts existed are read by re-deriving them (:func:`legacy_counts`)."""
+    if "layer_facts" not in s:
+        return legacy_counts(s)
+    try:
+        c, d, facts, counters = s["config"], s["dataset"], s["layer_facts"], s["device_counters"]
+        if len(facts) != len(counters):
+            raise ValueError(f"summary: {len(facts)} layers but {len(counters)} sets of device counters")
+        kinds = {f["store_kind"] for f in facts}
+        measured, arrays = "float" not in kinds, (2 if "carry" in kinds else 1)
+        layers, totals, eval_macs = [], dict.fromkeys(("set_pulses", "reset_pulses", "cell_reads"), 0), 0
+        for i, (f, k) in enumerate(zip(facts, counters, strict=True)):
+            rows, cols, reads = int(f["rows"]), int(f["cols"]), f["reads"]
+            forward, backward = int(reads["forward"]), int(reads["transposed"])
+            ev = sum(int(n) for n in reads["evaluation"].values())
+            if measured and (k["vector_reads"] != arrays * (forward + backward + ev)
+                             or k["macs"] != k["vector_reads"] * rows * cols):
+                raise ValueError(f"layer {i} ({f['describe']}): counters {k} do not match its recorded "
+                                 f"reads {reads} on {arrays} array(s) of {rows}x{cols}")
+            layers.append(LayerCounts(rows, cols, int(f["positions"]), forward, backward))
+            eval_macs += ev * rows * cols * arrays if measured else 0
+            totals = {name: n + int(k.get(name, 0)) for name, n in totals.items()}
+        return RunCounts(str(c["rule"]), tuple(layers), d["train"] * c["epochs"], int(s["steps"]),
+                         math.prod(d["input_shape"]), arrays=arrays, measured=measured, eval_macs=eval_macs,
+                         **totals)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"summary.json: missing or malformed field ({type(exc).__name__}: {exc})") from exc
+
+
+# Summaries without ``layer_facts`` (written before they were recorded): layer shapes parsed
+# from the descriptions, reads per phase re-derived from the configuration.
 _DENSE = re.compile(r"^dense (\d+)->(\d+)$")
 _CONV = re.compile(r"^conv (\d+)x\d+x\d+ k(\d+) s\d+ -> (\d+)x(\d+)x(\d+)$")
 
@@ -136,12 +169,15 @@ def layer_shape(describe: str) -> tuple[int, int, int]:
     raise ValueError(f"layer {describe!r}: not a dense or conv layer description")
 
 
-def counts_from_summary(s: dict[str, Any]) -> RunCounts:
-    """Training operation counts of a finished run's summary (method: ``docs/energy.md``)."""
+def legacy_counts(s: dict[str, Any]) -> RunCounts:
+    """:func:`counts_from_summary` for a summary without ``layer_facts``: shapes from the
+    layer descriptions, evaluation reads from the configuration, transposed reads the rest."""
+    from bsl.evaluation import final_test_modes
+
     try:
         c, d, descs, counters = s["config"], s["dataset"], s["layers"], s["device_counters"]
         samples, passes = d["train"] * c["epochs"], {"deterministic": 1, "stochastic": c["eval_samples"]}
-        modes = ("deterministic", "stochastic") if c["device"] == "sim" else (c["inference"],)
+        modes = final_test_modes(c["device"], c["inference"])
         evals = (d["test"] * (c["epochs"] * passes[c["inference"]] + sum(passes[m] for m in modes))
                  + d["train"] * passes[c["inference"]])  # per-epoch tests, final tests, train accuracy
         arrays, measured = (2 if c.get("carry_period", 0) else 1), any(counters)

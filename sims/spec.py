@@ -2,7 +2,7 @@
 
 Example (``bsl sweep study.toml --out studies/c2c``)::
 
-    [base]                      # any bsl train setting (names of bsl.config.TrainConfig)
+    [base]                      # any bsl train setting (TrainConfig fields, rule settings)
     dataset = "digits"
     epochs = 5
     progress = false
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bsl.config import TrainConfig
-from devices.physics import DeviceModel
+from bsl.config import TrainConfig, config_names
+from devices.sim.physics import DeviceModel
 from devices.toml_io import read_toml
 
 DEVICE_PREFIX = "device."
@@ -104,7 +104,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         if not values:
             raise ValueError(f"sweep file {path}: grid {key!r} has no values")
     spec = SweepSpec(base, grid, points)
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_fields = set(config_names())  # TrainConfig fields and every rule's settings
     model_fields = {f.name for f in dataclasses.fields(DeviceModel)}
     for key in [*base, *spec.keys]:
         name = key.removeprefix(DEVICE_PREFIX)
@@ -125,6 +125,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def model_for(point: Point) -> DeviceModel:
     """The point's device model: the base preset with the swept fields replaced."""
-    from devices.presets import get_preset
+    from devices.sim.presets import get_preset
 
     return get_preset(point.config.get("preset", TrainConfig.preset)).replace(**point.device)

@@ -42,7 +42,7 @@ def run_point(point: Point, run_dir: str) -> dict[str, Any]:
 
     from bsl.config import TrainConfig
     from bsl.train import train
-    from devices.presets import save_preset_file
+    from devices.sim.presets import save_preset_file
 
     folder = Path(run_dir)
     done = folder / "summary.json"

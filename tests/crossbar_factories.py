@@ -51,16 +51,16 @@ class CrossbarFactory:
 
 
 def _through_emulator(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
-    """An :class:`~devices.instrument.InstrumentCrossbar` driving the bench emulator over TCP
+    """An :class:`~devices.hil.crossbar.InstrumentCrossbar` driving the bench emulator over TCP
     (pyvisa-py, the real drivers): the whole hardware path, with a simulated array behind
     it. Each build starts its own emulator, stopped when the crossbar is collected."""
 
     def build(rows: int, cols: int, scheme: str) -> Crossbar:
-        from devices.emulator import Emulator
-        from devices.hil_settings import HilSettings, Limits, Operation
-        from devices.instrument import HilBench, InstrumentCrossbar
-        from devices.presets import get_preset
-        from devices.wiring import ArrayWiring, Wiring
+        from devices import HilBench, InstrumentCrossbar
+        from devices.hil.emulator import Emulator
+        from devices.hil.settings import HilSettings, Limits, Operation
+        from devices.hil.wiring import ArrayWiring, Wiring
+        from devices.sim.presets import get_preset
 
         pins = list(range(rows + 2 * cols))
         array = ArrayWiring(rows, cols, tuple(pins[:rows]), tuple(pins[rows:rows + cols]),

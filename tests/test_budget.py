@@ -19,7 +19,7 @@ from bsl.data import load_dataset
 from bsl.network import build_network, parse_layers
 from bsl.stores import FloatStore
 from devices import SimulatedCrossbar
-from devices.characterize import MAX_TRACE_ROWS, potentiation_depression, read_trace_csv
+from devices.fitting.characterize import MAX_TRACE_ROWS, potentiation_depression, read_trace_csv
 
 SMALL: dict[str, Any] = dict(dataset="digits", train_limit=240, test_limit=120, layers="16", epochs=3,
                              batch_size=8, snapshot_every=7, progress=False)
@@ -158,7 +158,7 @@ def test_device_response_refuses_too_many_rows(tmp_path: Path, capsys: pytest.Ca
 
 def test_device_response_progress_counts_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("devices.characterize.CSV_BLOCK_ROWS", 7)  # the CSV is written in blocks
+    monkeypatch.setattr("devices.fitting.characterize.CSV_BLOCK_ROWS", 7)  # the CSV is written in blocks
     out = tmp_path / "trace.csv"
     assert main(["device-response", "--preset", "ideal", "--pulses", "4", "--cycles", "2", "--devices", "3",
                  "--out", str(out)]) == 0

@@ -6,7 +6,7 @@ import torch
 
 from bsl.stores import CarryStore
 from devices import SimulatedCrossbar
-from devices.presets import PRESETS
+from devices.sim.presets import PRESETS
 
 IDEAL = PRESETS["ideal"]
 

@@ -1,4 +1,5 @@
-"""The potentiation/depression experiment, its Trace and the tidy CSV reader (devices.characterize)."""
+"""The potentiation/depression experiment, its Trace and the tidy CSV reader
+(devices.fitting.characterize)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from devices import DeviceModel, SimulatedCrossbar
-from devices.characterize import (
+from devices.fitting.characterize import (
     TRACE_COLUMNS,
     Branch,
     Trace,

@@ -9,7 +9,7 @@ import pytest
 
 from bsl.cli import main
 from devices import DeviceModel, SimulatedCrossbar, get_preset
-from devices.characterize import characterization_crossbar, read_trace_csv
+from devices.fitting.characterize import characterization_crossbar, read_trace_csv
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -19,7 +19,7 @@ pytest.importorskip("pyvisa_py")
 from small_bench import write_wiring  # noqa: E402
 
 from bsl.cli import _one_line  # noqa: E402
-from devices.emulator import Emulator, Faults  # noqa: E402
+from devices.hil.emulator import Emulator, Faults  # noqa: E402
 from drivers import ConnectionLost, InstrumentError, Keithley707B, KeysightB2900  # noqa: E402
 
 TIMEOUT_S = 0.5

@@ -20,7 +20,7 @@ from devices import (
     preset_names,
     save_preset_file,
 )
-from devices.presets import resolve_model
+from devices.sim.presets import resolve_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -3,7 +3,7 @@
 The emulator runs ``;``-joined commands in order and answers the queries of a message on
 one line joined by ``;``, as the instruments do: this exercises the drivers' joined
 messages (measurement + compliance flag, switching + error count, pulse trains) end to
-end, with the physics of ``devices/emulator``. ``opc()`` is called before looking at
+end, with the physics of ``devices/hil/emulator``. ``opc()`` is called before looking at
 ``emu.bench``: a write returns before the emulator has run it.
 """
 
@@ -21,8 +21,8 @@ import torch
 pytest.importorskip("pyvisa_py")
 from small_bench import MINUS, PLUS, V_READ, WORD, all_but, write_wiring  # noqa: E402
 
-from devices.emulator import Emulator  # noqa: E402
-from devices.wiring import crosspoint, load_wiring  # noqa: E402
+from devices.hil.emulator import Emulator  # noqa: E402
+from devices.hil.wiring import crosspoint, load_wiring  # noqa: E402
 from drivers import (  # noqa: E402
     ComplianceError,
     Instrument,

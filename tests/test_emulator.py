@@ -20,8 +20,8 @@ pytest.importorskip("pyvisa_py")
 from small_bench import MINUS, PLUS, V_READ, WORD, all_but, write_wiring  # noqa: E402
 
 from bsl.cli import main  # noqa: E402
-from devices.emulator import Emulator, Faults  # noqa: E402
-from devices.wiring import crosspoint  # noqa: E402
+from devices.hil.emulator import Emulator, Faults  # noqa: E402
+from devices.hil.wiring import crosspoint  # noqa: E402
 
 
 @contextmanager
@@ -396,7 +396,13 @@ def test_cli_serves_until_stopped(rm, tmp_path, capsys):
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(main(args)))
     thread.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10  # the command line loads its plugins first: wait until it listens
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.02)
     smu = rm.open_resource(f"TCPIP::127.0.0.1::{port}::SOCKET", read_termination="\n",
                            write_termination="\n", timeout=2000)
     assert smu.query("*IDN?").startswith("Keysight")

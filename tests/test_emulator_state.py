@@ -19,9 +19,9 @@ pytest.importorskip("pyvisa_py")
 from small_bench import MINUS, PLUS, V_READ, WORD, write_wiring  # noqa: E402
 
 from bsl.cli import main  # noqa: E402
-from devices.emulator import Emulator  # noqa: E402
-from devices.emulator.state import default_state_path  # noqa: E402
-from devices.wiring import crosspoint  # noqa: E402
+from devices.hil.emulator import Emulator  # noqa: E402
+from devices.hil.emulator.state import default_state_path  # noqa: E402
+from devices.hil.wiring import crosspoint  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hil"
 

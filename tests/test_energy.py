@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytest
 
 from bsl.cli import main
@@ -20,6 +21,7 @@ from sims.energy import (
     counts_from_summary,
     estimate,
     layer_shape,
+    legacy_counts,
     load_constants,
     run_energy,
 )
@@ -262,3 +264,69 @@ def test_cli_folder_without_summary(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["energy", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no summary.json" in err and "\n" not in err
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("name", list(RUNS))
+def test_recorded_facts_give_what_the_old_derivation_gave(runs: dict[str, Path], name: str) -> None:
+    """The counts read from ``layer_facts`` equal those re-derived (regular expressions on the
+    layer descriptions, evaluation reads from the configuration) on the same run, and so do
+    the energies; a summary without the facts is read the old way."""
+    summary = json.loads((runs[name] / "summary.json").read_text())
+    assert {"layer_facts", "evaluations"} <= set(summary)
+    old = {k: v for k, v in summary.items() if k not in ("layer_facts", "evaluations")}
+    assert counts_from_summary(summary) == legacy_counts(summary) == counts_from_summary(old)
+    assert estimate(counts_from_summary(summary)) == estimate(legacy_counts(summary))
+    assert run_energy(runs[name]) == estimate(legacy_counts(summary))
+
+
+def test_inconsistent_or_incomplete_facts_are_refused(runs: dict[str, Path]) -> None:
+    summary = json.loads((runs["bsl"] / "summary.json").read_text())
+    bad = copy.deepcopy(summary)
+    bad["layer_facts"][1]["reads"]["transposed"] += 1
+    with pytest.raises(ValueError, match="do not match its recorded reads"):
+        counts_from_summary(bad)
+    bad = copy.deepcopy(summary)
+    del bad["layer_facts"][0]["positions"]
+    with pytest.raises(ValueError, match="missing or malformed field .*positions"):
+        counts_from_summary(bad)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_summary_and_trace_carry_the_layer_facts_of_a_conv_dense_network(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--layers", "c8k5s2,16", "--epochs", "1", "--train-limit",
+                 "100", "--test-limit", "30", "--eval-samples", "2", "--progress", "false",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    facts = summary["layer_facts"]
+    static = [{k: v for k, v in f.items() if k != "reads"} for f in facts]
+    assert static == [
+        {"kind": "conv", "describe": "conv 1x8x8 k5 s2 -> 8x2x2", "rows": 26, "cols": 8, "positions": 4,
+         "input_shape": [1, 8, 8], "kernel": 5, "stride": 2, "output_shape": [8, 2, 2],
+         "store_kind": "crossbar", "arrays": 1},
+        {"kind": "dense", "describe": "dense 32->16", "rows": 33, "cols": 16, "positions": 1, "inputs": 32,
+         "outputs": 16, "store_kind": "crossbar", "arrays": 1},
+        {"kind": "dense", "describe": "dense 16->10", "rows": 17, "cols": 10, "positions": 1, "inputs": 16,
+         "outputs": 10, "store_kind": "crossbar", "arrays": 1},
+    ]
+    assert summary["evaluations"] == {"per_epoch_test": "deterministic", "final_train": "deterministic",
+                                      "final_test": ["deterministic", "stochastic"]}
+    for i, (f, k) in enumerate(zip(facts, summary["device_counters"], strict=True)):
+        r, pos = f["reads"], f["positions"]
+        # deterministic: the epoch's test, the final test, the training set; stochastic: 2 passes of the test
+        assert r["evaluation"] == {"deterministic": (30 + 30 + 100) * pos, "stochastic": 2 * 30 * pos}
+        assert r["forward"] == 100 * pos
+        assert r["transposed"] == 0 if i == 0 else 0 < r["transposed"] <= 100
+        assert k["vector_reads"] == r["forward"] + r["transposed"] + sum(r["evaluation"].values())
+    with h5py.File(out / "traces.h5", "r") as f:
+        for i, want in enumerate(facts):
+            attrs = dict(f[f"layers/layer{i}"].attrs)
+            got = {k: json.loads(v) if k in ("reads", "store", "input_shape", "output_shape") else v
+                   for k, v in attrs.items()}
+            assert {k: got[k] for k in want} == want
+            assert got["store"]["store"] == "crossbar"
+    c = counts_from_summary(summary)
+    assert [(x.rows, x.cols, x.positions, x.forward) for x in c.layers] == [(26, 8, 4, 400), (33, 16, 1, 100),
+                                                                             (17, 10, 1, 100)]
+    assert c == legacy_counts(summary)

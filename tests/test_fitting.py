@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from devices import DeviceModel, SimulatedCrossbar, get_preset, save_preset_file
-from devices.characterize import (
+from devices.fitting import FitResult, branch_law, fit_trace
+from devices.fitting.characterize import (
     Trace,
     characterization_crossbar,
     potentiation_depression,
     read_trace_csv,
 )
-from devices.fitting import FitResult, branch_law, fit_trace
-from devices.steps import depress, potentiate
+from devices.sim.steps import depress, potentiate
 
 G_MIN, G_MAX = 10e-6, 100e-6
 RANGE = G_MAX - G_MIN
@@ -65,7 +65,7 @@ def _check(res: FitResult, truth: DeviceModel) -> list[str]:
     return bad
 
 
-# -- the numpy laws are those of devices.steps -----------------------------------------------------
+# -- the numpy laws are those of devices.sim.steps -----------------------------------------------------
 
 
 @pytest.mark.parametrize("model", ["linear", "soft_bounds", "exponential"])

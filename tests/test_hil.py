@@ -16,11 +16,12 @@ import pytest
 import torch
 
 from bsl.cli import main
-from devices.emulator import Emulator, Faults
-from devices.hil_settings import load_hil_settings
-from devices.instrument import HilBench, InstrumentCrossbar
-from devices.presets import get_preset
-from devices.wiring import load_wiring
+from bsl.seeds import Seeds
+from devices import HilBench, InstrumentCrossbar
+from devices.hil.emulator import Emulator, Faults
+from devices.hil.settings import load_hil_settings
+from devices.hil.wiring import load_wiring
+from devices.sim.presets import get_preset
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 
@@ -60,12 +61,14 @@ def energized(emu: Emulator) -> bool:
 
 def test_training_through_the_emulator_matches_the_simulator(tmp_path: Path) -> None:
     """With noise-free devices seeded as ``bsl train`` seeds its simulated arrays (array
-    ``k`` of run seed ``s`` is seeded ``1000 s + k``), a run through the instruments makes
-    the same decisions as the simulated run: currents differ only by the instruments'
-    7-digit replies. Stated tolerance: 0.05 in accuracy, 2 % in pulse counts."""
+    ``k`` of run seed ``s`` is seeded ``Seeds(s).devices(k)``), a run through the
+    instruments makes the same decisions as the simulated run: currents differ only by the
+    instruments' 7-digit replies. Stated tolerance: 0.05 in accuracy, 2 % in pulse counts."""
     small = ["--epochs", "2", "--train-limit", "160", "--test-limit", "60", "--preset", "ideal",
              "--seed", "0"]
-    with Emulator(EXAMPLES / "wiring.toml", preset="ideal", seed=0, init_spread=0.3) as emu:
+    seeds = Seeds(0)  # the emulator seeds its array k with seed + k
+    assert [seeds.devices(k) for k in range(3)] == [seeds.devices(0) + k for k in range(3)]
+    with Emulator(EXAMPLES / "wiring.toml", preset="ideal", seed=seeds.devices(0), init_spread=0.3) as emu:
         assert main(["train", *RUN, *small, "--wiring", str(wiring_for(emu, tmp_path)),
                      "--out", str(tmp_path / "hil")]) == 0
         assert emu.log.max_abs_voltage() <= LIMITS.max_voltage_v

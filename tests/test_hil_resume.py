@@ -15,7 +15,7 @@ import pytest
 from bsl.cli import main
 from bsl.config import TrainConfig, load_config_file
 from bsl.train import resume, train
-from devices.emulator import Emulator
+from devices.hil.emulator import Emulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 

@@ -17,7 +17,7 @@ from nbclient.exceptions import CellExecutionError
 
 from bsl.config import TrainConfig
 from bsl.train import train
-from devices.characterize import potentiation_depression
+from devices.fitting.characterize import potentiation_depression
 
 pytestmark = pytest.mark.slow  # each test starts a kernel (a few seconds)
 

@@ -1,4 +1,4 @@
-"""The array check of a resume (``devices.resume_check``): the tolerance rule, the seeded
+"""The array check of a resume (``devices.hil.resume_check``): the tolerance rule, the seeded
 word-line sample, partial reads through the instruments, and re-programming."""
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import torch
 pytest.importorskip("pyvisa_py")
 from small_bench import write_wiring  # noqa: E402
 
-from devices import CheckRule, SimulatedCrossbar, check_array, reprogram_array  # noqa: E402
-from devices.emulator import Emulator  # noqa: E402
-from devices.hil_settings import load_hil_settings  # noqa: E402
-from devices.instrument import HilBench, InstrumentCrossbar  # noqa: E402
-from devices.presets import get_preset  # noqa: E402
-from devices.resume_check import sample_rows  # noqa: E402
-from devices.wiring import load_wiring  # noqa: E402
+from devices import CheckRule, HilBench, InstrumentCrossbar, SimulatedCrossbar, check_array, reprogram_array  # noqa: E402  # noqa: E402
+from devices.hil.emulator import Emulator  # noqa: E402
+from devices.hil.resume_check import sample_rows  # noqa: E402
+from devices.hil.settings import load_hil_settings  # noqa: E402
+from devices.hil.wiring import load_wiring  # noqa: E402
+from devices.sim.presets import get_preset  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hil"
 

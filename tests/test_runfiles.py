@@ -21,7 +21,7 @@ from bsl.rundir import CHECKPOINT_FILE, RunDirError
 from bsl.runs import Run, RunError
 from bsl.traces import LAYOUT_VERSION, TraceWriter
 from bsl.train import resume, train
-from devices.journal import OPERATION_DTYPE
+from devices.hil.journal import OPERATION_DTYPE
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -3,7 +3,7 @@
 import torch
 
 from devices import Crossbar, SimulatedCrossbar
-from devices.presets import PRESETS
+from devices.sim.presets import PRESETS
 
 # The default RRAM device without cycle-to-cycle or read noise: block and full updates
 # must then give identical arrays and identical reads.

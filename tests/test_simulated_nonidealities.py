@@ -1,7 +1,7 @@
 """One statistical test per non-ideality of :class:`devices.SimulatedCrossbar`.
 
 Every test is seeded and checks that its effect is present *and* of the size that the
-formulas in ``devices/physics.py`` and ``devices/simulated.py`` predict, with tolerances
+formulas in ``devices/sim/physics.py`` and ``devices/sim/simulated.py`` predict, with tolerances
 tight enough that a missing (or wrongly scaled) effect fails. Expected values are computed
 here from the documented formulas, not by calling the code under test. Per-device
 parameters are observed through behaviour (twin arrays with the same seed but another

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bsl.cli import main
-from bsl.config import TrainConfig, load_config_file, save_config
+from bsl.config import TrainConfig, config_names, load_config_file, save_config
 from bsl.rules import RULES
 from bsl.train import RunDirError, prepare_run_dir, train
 
@@ -28,7 +28,7 @@ TINY: dict[str, Any] = dict(
     output_derivative=False, progress=False, seed=0,
 )
 """Shared by every short run: 600 training digits, one hidden layer of 32, 5 epochs."""
-if "anneal" in TrainConfig.__dataclass_fields__:
+if "anneal" in config_names():
     TINY["anneal"] = 1.0  # a constant rate in these short runs
 
 LEARNING_SETTINGS: dict[str, dict[str, Any]] = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bsl.config import TrainConfig
-from devices.hil_settings import HilSettings, Limits, Operation, load_hil_settings
-from devices.wiring import WiringError, crosspoint, load_wiring
+from devices.hil.settings import HilSettings, Limits, Operation, load_hil_settings
+from devices.hil.wiring import WiringError, crosspoint, load_wiring
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hil"
 

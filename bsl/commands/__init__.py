@@ -1,20 +1,9 @@
-"""Sub-commands of ``bsl``. Each module has ``register(subparsers)`` that adds its parser
-and sets ``run`` (a function of the parsed arguments returning an exit status)."""
+"""The engine's sub-commands of ``bsl`` (``train``, ``inspect``, ``plot``). Each module has
+``register(subparsers)`` that adds its parser and sets ``run`` (a function of the parsed
+arguments returning an exit status).
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-from . import device_response, emulator, energy, fit, inspect, plot, sweep, train
-
-COMMANDS: list[Callable[[Any], None]] = [
-    device_response.register,
-    emulator.register,
-    energy.register,
-    fit.register,
-    inspect.register,
-    plot.register,
-    sweep.register,
-    train.register,
-]
+``bsl.cli`` does not import this package's modules by name: every package (this one,
+``sims``, ``devices``, or a third-party plugin) names its ``register`` functions as entry
+points of the group ``memristor_bsl.commands`` (see ``pyproject.toml`` and the README's
+"Plugins"), and the command line loads them from there.
+"""

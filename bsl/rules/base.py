@@ -1,11 +1,13 @@
-"""The learning-rule interface, the registry, and the pulse update shared by device rules."""
+"""The learning-rule interface, the registry, the rules' settings, the shared backprop loop
+(with hooks) and the pulse update shared by device rules."""
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -13,22 +15,93 @@ from torch import Tensor
 from ..binarize import stochastic_round
 from ..layers import Forward, Layer
 from ..network import Network
+from ..settings import check_types, fail
 from ..stores import WeightStore
 
 RULES: dict[str, type[LearningRule]] = {}
 
+BatchReduce = Literal["sum", "sign"]
+"""How a mini-batch's ternary updates combine (see :func:`pulse_update`)."""
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Settings every rule has: the per-epoch schedule of its learning rate. A rule's own
+    settings subclass this (frozen, one docstring per field, units in it); they are read
+    from the ``[rule]`` table of a run file (or the same names at top level or in
+    ``[train]``) and become ``bsl train`` flags."""
+
+    anneal: float = 0.85
+    """Per-epoch factor on the rule's learning rate (``update_probability`` of device rules,
+    ``lr`` of sgd): epoch ``e`` (from 0) uses ``rate * anneal**e``."""
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse bad values (subclasses extend this, calling ``super().validate()``)."""
+        if not 0 < self.anneal <= 1:
+            fail("anneal", self.anneal, "must lie in (0, 1]")
+
+
+@dataclass(frozen=True)
+class DeviceRuleSettings(RuleSettings):
+    """Settings shared by the rules that pulse device weights (bsl, manhattan)."""
+
+    update_probability: float = 0.2
+    """Each pulse is sent with this probability (device rules' learning rate), in (0, 1]."""
+    hidden_update_scale: float = 1.0
+    """Factor on ``update_probability`` for hidden layers (device rules); 1 = same as output
+    (the product must stay <= 1)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 < self.update_probability <= 1:
+            fail("update_probability", self.update_probability, "must lie in (0, 1]")
+        if not 0 <= self.hidden_update_scale * self.update_probability <= 1:
+            fail("hidden_update_scale", self.hidden_update_scale,
+                 "must be >= 0, with update_probability * it <= 1")
+
+    def layer_probability(self, rate_scale: float, hidden: bool) -> float:
+        """The pulse probability of a layer: ``update_probability * rate_scale``, times
+        ``hidden_update_scale`` for hidden layers."""
+        probability = self.update_probability * rate_scale
+        if hidden:
+            probability *= self.hidden_update_scale
+        return probability
+
 
 def register(name: str) -> Callable[[type[LearningRule]], type[LearningRule]]:
-    """Class decorator: make a rule available under ``name``."""
+    """Class decorator: make a rule available under ``name`` (with its ``settings`` class,
+    whose field names must not be :class:`bsl.config.TrainConfig` fields)."""
 
     def deco(cls: type[LearningRule]) -> type[LearningRule]:
+        from ..config import common_field_names
+
         if name in RULES:
             raise ValueError(f"a learning rule named {name!r} is already registered")
+        if not (isinstance(cls.settings, type) and issubclass(cls.settings, RuleSettings)):
+            raise ValueError(f"learning rule {name!r}: settings must be a RuleSettings dataclass")
+        clash = sorted(set(setting_names(cls.settings)) & set(common_field_names()))
+        if clash:
+            raise ValueError(f"learning rule {name!r}: settings {clash} clash with TrainConfig fields")
+        for other in RULES.values():  # a name shared by two rules must mean the same thing
+            for f in dataclasses.fields(other.settings):
+                mine = {g.name: g for g in dataclasses.fields(cls.settings)}.get(f.name)
+                if mine is not None and (mine.type, mine.default) != (f.type, f.default):
+                    raise ValueError(f"learning rule {name!r}: setting {f.name!r} differs from rule "
+                                     f"{other.name!r}'s (type and default must agree)")
         cls.name = name
         RULES[name] = cls
         return cls
 
     return deco
+
+
+def setting_names(settings: type[RuleSettings]) -> list[str]:
+    """The field names of a settings class."""
+    return [f.name for f in dataclasses.fields(settings)]
 
 
 @dataclass
@@ -47,6 +120,8 @@ class LearningRule(ABC):
     name: ClassVar[str] = ""
     uses_devices: ClassVar[bool] = True
     """False for software rules whose weights are float tensors."""
+    settings: ClassVar[type[RuleSettings]] = RuleSettings
+    """The dataclass of the rule's own settings (``config.rule_settings`` is one)."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -54,8 +129,8 @@ class LearningRule(ABC):
 
     def start_epoch(self, epoch: int) -> None:
         """Called by the loop before epoch ``epoch`` (0-based): anneals the learning rate
-        (``update_probability`` or ``lr``) by ``config.anneal ** epoch``."""
-        self.rate_scale = self.config.anneal**epoch
+        (``update_probability`` or ``lr``) by ``anneal ** epoch``."""
+        self.rate_scale = self.config.rule_settings.anneal**epoch
 
     def state_dict(self) -> dict[str, Any]:
         """The rule's own state for checkpoints (rules with more state extend this)."""
@@ -78,31 +153,78 @@ def step_stats(p_out: Tensor, target: Tensor) -> StepStats:
     return StepStats(correct, loss)
 
 
-def analog_backprop(
-    net: Network, x: Tensor, target: Tensor, update: Callable[[int, Layer, Forward, Tensor], None]
+def _identity(h: Tensor) -> Tensor:
+    return h
+
+
+def _analog_output_error(target: Tensor, p: Tensor) -> Tensor:
+    return target - p
+
+
+def _analog_hidden_error(error: Tensor, p: Tensor) -> Tensor:
+    return error * p * (1 - p)
+
+
+@dataclass(frozen=True)
+class BackpropHooks:
+    """How :func:`backprop` turns signals into crossbar inputs and errors (the defaults are
+    ordinary analog backpropagation)."""
+
+    encode: Callable[[Tensor], Tensor] = _identity
+    """The crossbar input made from the network input or a hidden layer's probabilities
+    (called bottom-up, once per layer input)."""
+    output_error: Callable[[Tensor, Tensor], Tensor] = _analog_output_error
+    """``(target, p_out) -> delta`` of the output layer."""
+    hidden_error: Callable[[Tensor, Tensor], Tensor] = _analog_hidden_error
+    """``(transposed read of the error above, p of the layer below) -> its delta`` (called
+    top-down, before that layer's update)."""
+
+
+ANALOG = BackpropHooks()
+"""Ordinary backpropagation: analog inputs, error ``t - p``, derivative ``p (1 - p)``."""
+
+
+def backprop(
+    net: Network,
+    x: Tensor,
+    target: Tensor,
+    update: Callable[[int, Layer, Forward, Tensor], None],
+    hooks: BackpropHooks = ANALOG,
 ) -> Tensor:
-    """Ordinary backpropagation with analog signals (sigmoid units, output error ``t - p``).
+    """Backpropagation through sigmoid units, its signals shaped by ``hooks``.
 
     Runs the forward pass, then from the top layer down calls ``update(index, layer,
     forward, delta)`` after the error below has been read (so reads see the old
-    weights); returns the output probabilities."""
-    h = x
+    weights); returns the output probabilities. Random draws (if the hooks make any)
+    come in this order: the encodings bottom-up, the output error, then per layer from
+    the top the error below and the update."""
+    last = len(net.layers) - 1
+    h = hooks.encode(x)
     fwds, probs = [], []
-    for layer in net.layers:
+    for i, layer in enumerate(net.layers):
         fwd = layer.forward(h)
-        h = torch.sigmoid(fwd.a)
+        p = torch.sigmoid(fwd.a)
         fwds.append(fwd)
-        probs.append(h)
-    delta = target - probs[-1]
-    for i in range(len(net.layers) - 1, -1, -1):
+        probs.append(p)
+        if i < last:
+            h = hooks.encode(p)
+    delta = hooks.output_error(target, probs[-1])
+    for i in range(last, -1, -1):
         layer, fwd = net.layers[i], fwds[i]
         if i > 0:
-            p = probs[i - 1]
-            below = layer.backward(delta, fwd) * p * (1 - p)
+            below = hooks.hidden_error(layer.backward(delta, fwd), probs[i - 1])
         update(i, layer, fwd, delta)
         if i > 0:
             delta = below
     return probs[-1]
+
+
+def analog_backprop(
+    net: Network, x: Tensor, target: Tensor, update: Callable[[int, Layer, Forward, Tensor], None]
+) -> Tensor:
+    """Ordinary backpropagation with analog signals (sigmoid units, output error ``t - p``):
+    :func:`backprop` with the :data:`ANALOG` hooks."""
+    return backprop(net, x, target, update, ANALOG)
 
 
 def pulse_update(
@@ -111,7 +233,7 @@ def pulse_update(
     d: Tensor,
     *,
     probability: float,
-    reduce: str,
+    reduce: BatchReduce | str,
     gen: torch.Generator,
 ) -> None:
     """Apply the summed per-sample products ``x_i d_j`` as pulse counts.

@@ -12,48 +12,80 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from ..binarize import sign_with_dead_zone, stochastic_binary, stochastic_derivative
+from ..layers import Forward, Layer
 from ..network import Network
-from .base import LearningRule, StepStats, pulse_update, register, step_stats
+from ..settings import fail
+from .base import (
+    BackpropHooks,
+    BatchReduce,
+    DeviceRuleSettings,
+    LearningRule,
+    StepStats,
+    backprop,
+    pulse_update,
+    register,
+    step_stats,
+)
+
+
+@dataclass(frozen=True)
+class BslSettings(DeviceRuleSettings):
+    """Settings of binary stochastic learning."""
+
+    batch_reduce: BatchReduce = "sum"
+    """How a mini-batch's ternary updates combine: ``sum`` (pulse counts) or ``sign``."""
+    dead_zone: float = 0.3
+    """Output errors with ``|t - p|`` at or below this are not propagated (BSL)."""
+    hidden_dead_zone: float = 0.0
+    """Hidden errors (the transposed crossbar read, in gain-scaled weight units) at or below
+    this magnitude are not propagated (BSL); 0 = pure sign."""
+    output_derivative: bool = False
+    """Multiply the output sign error by the binary derivative (BSL)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.dead_zone < 1:
+            fail("dead_zone", self.dead_zone, "must lie in [0, 1)")
+        if not (self.hidden_dead_zone >= 0 and math.isfinite(self.hidden_dead_zone)):
+            fail("hidden_dead_zone", self.hidden_dead_zone, "must be a finite number >= 0")
 
 
 @register("bsl")
 class BinaryStochasticLearning(LearningRule):
-    """The paper's rule on device weights."""
+    """The paper's rule on device weights: :func:`backprop` with binarizing hooks."""
+
+    settings = BslSettings
 
     @torch.no_grad()
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
-        cfg = self.config
+        s = self.config.rule_settings
+        assert isinstance(s, BslSettings)
         last = len(net.layers) - 1
-        h = stochastic_binary(x, gen)
-        fwds, probs = [], []
-        for i, layer in enumerate(net.layers):
-            fwd = layer.forward(h)
-            p = torch.sigmoid(fwd.a)
-            fwds.append(fwd)
-            probs.append(p)
+
+        def output_error(t: Tensor, p: Tensor) -> Tensor:
+            delta = sign_with_dead_zone(t - p, s.dead_zone)
+            if s.output_derivative:
+                delta = delta * stochastic_derivative(p, gen)
+            return delta
+
+        def hidden_error(error: Tensor, p: Tensor) -> Tensor:
+            return sign_with_dead_zone(error, s.hidden_dead_zone) * stochastic_derivative(p, gen)
+
+        def update(i: int, layer: Layer, fwd: Forward, delta: Tensor) -> None:
+            probability = s.update_probability * self.rate_scale * layer.update_scale
             if i < last:
-                h = stochastic_binary(p, gen)
-        delta = sign_with_dead_zone(target - probs[-1], cfg.dead_zone)
-        if cfg.output_derivative:
-            delta = delta * stochastic_derivative(probs[-1], gen)
-        for i in range(last, -1, -1):
-            layer, fwd = net.layers[i], fwds[i]
-            if i > 0:
-                error = layer.backward(delta, fwd)
-                below = sign_with_dead_zone(error, cfg.hidden_dead_zone) * stochastic_derivative(
-                    probs[i - 1], gen
-                )
-            probability = cfg.update_probability * self.rate_scale * layer.update_scale
-            if i < last:
-                probability *= cfg.hidden_update_scale
+                probability *= s.hidden_update_scale
             pulse_update(
                 layer.store, fwd.x, layer.delta_matrix(delta),
-                probability=probability, reduce=cfg.batch_reduce, gen=gen,
+                probability=probability, reduce=s.batch_reduce, gen=gen,
             )
-            if i > 0:
-                delta = below
-        return step_stats(probs[-1], target)
+
+        hooks = BackpropHooks(lambda h: stochastic_binary(h, gen), output_error, hidden_error)
+        return step_stats(backprop(net, x, target, update, hooks), target)

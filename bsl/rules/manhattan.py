@@ -13,22 +13,31 @@ from torch import Tensor
 
 from ..layers import Forward, Layer
 from ..network import Network
-from .base import LearningRule, StepStats, analog_backprop, pulse_update, register, step_stats
+from .base import (
+    DeviceRuleSettings,
+    LearningRule,
+    StepStats,
+    analog_backprop,
+    pulse_update,
+    register,
+    step_stats,
+)
 
 
 @register("manhattan")
 class Manhattan(LearningRule):
     """Sign-of-gradient pulses on device weights."""
 
+    settings = DeviceRuleSettings
+
     @torch.no_grad()
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
-        cfg = self.config
+        s = self.config.rule_settings
+        assert isinstance(s, DeviceRuleSettings)
         top = len(net.layers) - 1
 
         def update(i: int, layer: Layer, fwd: Forward, delta: Tensor) -> None:
-            probability = cfg.update_probability * self.rate_scale
-            if i < top:
-                probability *= cfg.hidden_update_scale
+            probability = s.layer_probability(self.rate_scale, hidden=i < top)
             pulse_update(
                 layer.store, fwd.x, layer.delta_matrix(delta), probability=probability, reduce="sign", gen=gen
             )

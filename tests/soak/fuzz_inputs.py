@@ -98,11 +98,16 @@ def field_value(f: dataclasses.Field[Any],
     return st.one_of(plausible, plausible, VALUES)
 
 
-def table_of(cls: type, *, choices: dict[str, list[Any]] | None = None,
+def table_of(cls: type | tuple[type, ...], *, choices: dict[str, list[Any]] | None = None,
              fixed: dict[str, Any] | None = None, extra_keys: int = 1) -> st.SearchStrategy[dict[str, Any]]:
-    """A dict of some fields of dataclass ``cls`` with plausible-or-wrong values, plus
-    sometimes unknown keys; ``fixed`` values are kept unless replaced."""
-    fields = [f for f in dataclasses.fields(cls)]
+    """A dict of some fields of dataclass ``cls`` (or of several, the first naming a field
+    winning) with plausible-or-wrong values, plus sometimes unknown keys; ``fixed`` values
+    are kept unless replaced."""
+    named: dict[str, dataclasses.Field[Any]] = {}
+    for klass in cls if isinstance(cls, tuple) else (cls,):
+        for f in dataclasses.fields(klass):
+            named.setdefault(f.name, f)
+    fields = list(named.values())
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:

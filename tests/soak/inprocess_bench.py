@@ -1,6 +1,6 @@
 """The emulated bench without TCP: the real drivers talk to the emulator's instruments
 through :class:`InProcessResource`, a pyvisa-like message resource that hands each message
-straight to :meth:`devices.emulator.scpi.Instrument.handle` (what the emulator's server
+straight to :meth:`devices.hil.emulator.scpi.Instrument.handle` (what the emulator's server
 thread does with every line it receives). Same commands, same bench physics, same
 operation log; no sockets, so a soak can run thousands of operations in seconds."""
 
@@ -14,12 +14,12 @@ from typing import Any
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
-from devices.emulator import Emulator
-from devices.emulator.scpi import Instrument as EmulatedInstrument
-from devices.hil_settings import HilSettings
-from devices.instrument import HilBench, InstrumentCrossbar
-from devices.presets import get_preset
-from devices.wiring import Wiring
+from devices import HilBench, InstrumentCrossbar
+from devices.hil.emulator import Emulator
+from devices.hil.emulator.scpi import Instrument as EmulatedInstrument
+from devices.hil.settings import HilSettings
+from devices.hil.wiring import Wiring
+from devices.sim.presets import get_preset
 from drivers import Keithley707B, KeysightB2900
 
 
@@ -123,6 +123,6 @@ def small_bench_wiring(tmp: Path) -> Wiring:
     """The 3x2 bench of ``tests/small_bench.py``."""
     from small_bench import write_wiring
 
-    from devices.wiring import load_wiring
+    from devices.hil.wiring import load_wiring
 
     return load_wiring(write_wiring(tmp))

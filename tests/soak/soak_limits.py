@@ -41,7 +41,7 @@ for _p in (HERE, HERE.parent):  # run as a script: the test helpers next to this
 import torch  # noqa: E402
 from inprocess_bench import InProcessBench, open_inprocess_bench, small_bench_wiring  # noqa: E402
 
-from devices.hil_settings import HilSettings, Limits, Operation  # noqa: E402
+from devices.hil.settings import HilSettings, Limits, Operation  # noqa: E402
 
 RESULTS = HERE.parent.parent / "bench" / "results"
 

@@ -45,12 +45,14 @@ from fuzz_inputs import (
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bsl.config import TrainConfig, load_config_file
-from devices.characterize import potentiation_depression, read_trace_csv
-from devices.hil_settings import Limits, Operation, load_hil_settings
-from devices.physics import STEP_MODELS, DeviceModel
-from devices.presets import PRESETS, get_preset, save_preset_file
-from devices.wiring import load_wiring
+from bsl.config import TrainConfig, config_names, load_config_file
+from bsl.rules import RULES
+from bsl.settings import flag_type_name
+from devices.fitting.characterize import potentiation_depression, read_trace_csv
+from devices.hil.settings import Limits, Operation, load_hil_settings
+from devices.hil.wiring import load_wiring
+from devices.sim.physics import STEP_MODELS, DeviceModel
+from devices.sim.presets import PRESETS, get_preset, save_preset_file
 from sims.spec import load_sweep
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -68,6 +70,8 @@ CASES: Counter[str] = Counter()
 """Cases run per parser (and ``<parser> skipped``), for the soak report."""
 _seq = itertools.count()
 
+RUN_CLASSES: tuple[type, ...] = (TrainConfig, *(rule.settings for _, rule in sorted(RULES.items())))
+"""The fields a run file takes: every run's, then each registered rule's settings."""
 TRAIN_CHOICES: dict[str, list[Any]] = {
     "dataset": ["digits", "digits4", "mnist", "idx"], "rule": ["bsl", "sgd", "manhattan"],
     "device": ["sim", "visa"], "scheme": ["push_pull", "set_only"], "batch_reduce": ["sum", "sign"],
@@ -103,8 +107,11 @@ def clean(call: Callable[[], Any]) -> str:
 # -- run files -----------------------------------------------------------------------------------
 
 RUN_DOCS = st.one_of(
-    st.fixed_dictionaries({"train": table_of(TrainConfig, choices=TRAIN_CHOICES)}),
-    table_of(TrainConfig, choices=TRAIN_CHOICES),
+    st.fixed_dictionaries({"train": table_of(RUN_CLASSES, choices=TRAIN_CHOICES)}),
+    table_of(RUN_CLASSES, choices=TRAIN_CHOICES),
+    st.fixed_dictionaries({"train": table_of(TrainConfig, choices=TRAIN_CHOICES),
+                           "rule": st.one_of(*(table_of(rule.settings) for _, rule in sorted(RULES.items())),
+                                             VALUES)}),
     st.fixed_dictionaries({"train": VALUES}),
     st.dictionaries(TEXT, VALUES, max_size=4),
 )
@@ -159,13 +166,13 @@ def test_preset_files_raw(work: Path, data: bytes) -> None:
 
 # -- sweep files ---------------------------------------------------------------------------------
 
-TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+TRAIN_FIELDS = config_names()
 MODEL_FIELDS = [f.name for f in dataclasses.fields(DeviceModel)]
 SWEEP_KEYS = st.one_of(st.sampled_from(TRAIN_FIELDS), st.sampled_from(MODEL_FIELDS).map("device.".__add__),
                        TEXT, st.just("device."), st.just("out"))
 SWEEP_VALUE = st.one_of(VALUES, st.sampled_from(["bsl", "sgd", "manhattan", 0, 1, 2, 0.3, "digits"]))
 SWEEP_DOCS = st.fixed_dictionaries({}, optional={
-    "base": st.one_of(table_of(TrainConfig, choices=TRAIN_CHOICES, extra_keys=0), VALUES),
+    "base": st.one_of(table_of(RUN_CLASSES, choices=TRAIN_CHOICES, extra_keys=0), VALUES),
     "grid": st.one_of(st.dictionaries(SWEEP_KEYS, st.one_of(st.lists(SWEEP_VALUE, max_size=3), SWEEP_VALUE),
                                       max_size=3), VALUES),
     "points": st.one_of(st.lists(st.dictionaries(SWEEP_KEYS, SWEEP_VALUE, max_size=3), min_size=1,
@@ -342,21 +349,34 @@ BOUNDED = {  # flags that size a run: only small values or wrong ones, so that n
 ALWAYS = ("epochs", "train_limit", "test_limit", "eval_samples", "progress")
 
 
+def _flag_kinds() -> dict[str, str]:
+    """Every ``bsl train`` flag's field and value type (``int``, ``float``, ``str``, ``bool``):
+    the fields every run has, then every registered rule's settings."""
+    kinds: dict[str, str] = {}
+    for klass in RUN_CLASSES:
+        for f in dataclasses.fields(klass):
+            if f.name != "rule_settings":
+                kinds.setdefault(f.name, flag_type_name(klass, str(f.type)))
+    return kinds
+
+
+FLAG_KINDS = _flag_kinds()
+
+
 @st.composite
 def train_argv(draw: st.DrawFn, work: Path) -> list[str]:
     argv = ["train"]
-    fields = dataclasses.fields(TrainConfig)
-    chosen = {f.name for f in draw(st.lists(st.sampled_from(fields), max_size=8, unique_by=lambda f: f.name))}
-    for f in fields:
-        if f.name == "out" or (f.name not in chosen and f.name not in ALWAYS):
+    chosen = set(draw(st.lists(st.sampled_from(sorted(FLAG_KINDS)), max_size=8, unique=True)))
+    for name, kind in FLAG_KINDS.items():
+        if name == "out" or (name not in chosen and name not in ALWAYS):
             continue
-        if f.name in ALWAYS and draw(st.integers(0, 3)):  # mostly valid: some cases must train
-            value = BOUNDED[f.name][0]
-        elif f.name in BOUNDED:
-            value = draw(st.sampled_from(BOUNDED[f.name]))
+        if name in ALWAYS and draw(st.integers(0, 3)):  # mostly valid: some cases must train
+            value = BOUNDED[name][0]
+        elif name in BOUNDED:
+            value = draw(st.sampled_from(BOUNDED[name]))
         else:
-            value = draw(flag_text(str(f.type)))
-        argv += [f"--{f.name.replace('_', '-')}", value]
+            value = draw(flag_text(kind))
+        argv += [f"--{name.replace('_', '-')}", value]
     extra = draw(st.sampled_from(["", "config", "resume", "preset file", "junk"]))
     if extra == "config":
         argv += ["--config", str(_write(work, toml_document(draw(RUN_DOCS)), ".toml"))]

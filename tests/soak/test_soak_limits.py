@@ -21,7 +21,7 @@ def test_limits_soak_short() -> None:
 
 def test_the_soak_sees_a_bench_without_limit_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The soak's own checks fail when the bench stops checking its limits."""
-    from devices.instrument import HilBench, InstrumentCrossbar
+    from devices import HilBench, InstrumentCrossbar
 
     monkeypatch.setattr(HilBench, "_check_voltage", lambda self, v: None)
     monkeypatch.setattr(InstrumentCrossbar, "_within_limits", lambda self, v: v.double())

@@ -8,7 +8,7 @@ Example::
     # state: new file bench.state.npz: seeded devices      (stderr; next start: "reloaded")
 
 It answers the instrument commands of ``docs/hil_protocol.md`` until Ctrl-C; see
-:mod:`devices.emulator`.
+:mod:`devices.hil.emulator`.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, start, print resources, wait, stop."""
-    from devices.emulator import Emulator, Faults
-    from devices.emulator.state import default_state_path
+    from devices.hil.emulator import Emulator, Faults
+    from devices.hil.emulator.state import default_state_path
 
     if not 1 <= args.port <= 65534:
         raise ValueError(f"--port {args.port}: must lie in 1..65534 (the matrix listens on PORT+1)")

@@ -1,5 +1,5 @@
-"""Reading tidy pulse-response trace CSV files (the layout of :mod:`devices.characterize`)
-written by :meth:`~devices.characterize.Trace.to_csv` or by a lab."""
+"""Reading tidy pulse-response trace CSV files (the layout of :mod:`devices.fitting.characterize`)
+written by :meth:`~devices.fitting.characterize.Trace.to_csv` or by a lab."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every preset states where its numbers come from. Where a source gives a nonlinearity
 label in NeuroSim's convention, ``nu`` here is our own exponential factor (see
-:mod:`devices.physics`) chosen to give a similar curvature, not the same number.
+:mod:`devices.sim.physics`) chosen to give a similar curvature, not the same number.
 A preset file is a TOML file with a ``[device]`` table of :class:`DeviceModel`
 fields; ``bsl fit --write-preset`` writes one, and every ``--preset`` option
 accepts either a name below or such a file's path.
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..toml_io import read_toml, write_toml_tables
 from .physics import DeviceModel
-from .toml_io import read_toml, write_toml_tables
 
 DEFAULT_PRESET = "rram"
 

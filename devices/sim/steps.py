@@ -2,7 +2,7 @@
 
 ``w`` is the normalized conductance ``(G - g_min) / (g_max - g_min)`` in [0, 1], ``a``
 a (possibly noisy, real-valued) number of pulses, ``dp`` the normalized step and
-``nu`` the nonlinearity (formulas and their derivation: :mod:`devices.physics`).
+``nu`` the nonlinearity (formulas and their derivation: :mod:`devices.sim.physics`).
 
 The two nonlinear laws are both an exponential approach to an asymptote ``T`` at a
 rate ``k`` per pulse, so one kernel serves SET and RESET of either law:

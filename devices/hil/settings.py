@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .toml_io import read_toml
+from ..toml_io import read_toml
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from devices.simulated import SimulatedCrossbar
-from devices.wiring import Wiring
+from devices.hil.wiring import Wiring
+from devices.sim.simulated import SimulatedCrossbar
 
 FORMAT = "memristor-bsl emulator state"
 VERSION = 1

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .toml_io import read_toml
+from ..toml_io import read_toml
 
 PINS_PER_SLOT = 12
 SLOTS = 6

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from devices.wiring import Wiring, load_wiring
+from devices.hil.wiring import Wiring, load_wiring
 
 from .b2900 import B2900
 from .bench import Bench
@@ -156,7 +156,7 @@ class Emulator:
         set_threshold_v / reset_threshold_v: pulse thresholds across a device, V.
         init_spread: initial spread of the devices around mid-range (see :class:`Bench`).
         max_records: records kept in memory by the log (None: all).
-        state: state file of the arrays (see :mod:`devices.emulator.state`): reloaded if it
+        state: state file of the arrays (see :mod:`devices.hil.emulator.state`): reloaded if it
             exists (a file of another wiring or device model is refused), written on
             :meth:`start`, after pulses (at most ``save_interval_s`` later, s) and on
             :meth:`stop`. None: nothing is kept (the devices start seeded every time).

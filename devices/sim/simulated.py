@@ -1,6 +1,6 @@
 """A simulated crossbar of noisy analog memristors (vectorized torch, any torch device).
 
-Non-idealities, each from :class:`devices.physics.DeviceModel`:
+Non-idealities, each from :class:`devices.sim.physics.DeviceModel`:
 
 * bounded, nonlinear, asymmetric steps (``step_model``, ``nu_up``/``nu_down``, ``up_down``);
 * cycle-to-cycle step noise on every pulse (``dw_min_std``);
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .interface import SCHEMES, Crossbar, OpCounters, Scheme
+from ..interface import SCHEMES, Crossbar, OpCounters, Scheme
 from .physics import DTOD_TRUNCATION, DeviceModel
 from .presets import resolve_model
 from .steps import advance, law_coefficients

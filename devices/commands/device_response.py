@@ -6,7 +6,7 @@ Example::
     bsl fit trace.csv --write-preset fitted.toml
 
 The CSV layout (``device,cycle,pulse,polarity,conductance_S``) is described in
-:mod:`devices.characterize`; measured lab data in the same layout can be fitted the same way.
+:mod:`devices.fitting.characterize`; measured lab data in the same layout can be fitted the same way.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from devices.presets import DEFAULT_PRESET
-
 
 def register(subparsers: Any) -> None:
     """Add the ``device-response`` sub-command."""
+    from devices import DEFAULT_PRESET
+
     p = subparsers.add_parser(
         "device-response",
         help="simulate the potentiation/depression pulse response of a device preset (CSV trace)",
@@ -49,8 +49,14 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, write the trace, print a one-line summary."""
-    from bsl.budget import available_memory, size_text
-    from devices.characterize import MAX_TRACE_ROWS, TRACE_ROW_BYTES, potentiation_depression, trace_rows
+    from devices.fitting.characterize import (
+        MAX_TRACE_ROWS,
+        TRACE_ROW_BYTES,
+        potentiation_depression,
+        trace_rows,
+    )
+
+    from ._memory import available_memory, size_text
 
     for flag, value in (("--pulses", args.pulses), ("--cycles", args.cycles), ("--devices", args.devices)):
         if value < 1:

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from devices.presets import get_preset
-from devices.simulated import SimulatedCrossbar
-from devices.wiring import MATRIX_ROWS, PINS_PER_SLOT, SLOTS, Wiring, crosspoint
+from devices.hil.wiring import MATRIX_ROWS, PINS_PER_SLOT, SLOTS, Wiring, crosspoint
+from devices.sim.presets import get_preset
+from devices.sim.simulated import SimulatedCrossbar
 
 from .oplog import OpLog
 

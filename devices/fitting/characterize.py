@@ -16,7 +16,7 @@ read before the first pulse), ``polarity`` is ``set`` or ``reset`` and
 ``conductance_S`` is the read conductance in siemens. The same file format holds
 measured lab data; :func:`read_trace_csv` accepts branches of any length, branches
 without a pulse-0 row (the branch then starts at its first row), and any integer
-device and cycle ids. :mod:`devices.fitting` fits a :class:`~devices.physics.DeviceModel`
+device and cycle ids. :mod:`devices.fitting` fits a :class:`~devices.sim.physics.DeviceModel`
 to such a trace.
 """
 
@@ -31,9 +31,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .physics import DeviceModel
-from .presets import DEFAULT_PRESET
-from .simulated import SimulatedCrossbar
+from ..sim.physics import DeviceModel
+from ..sim.presets import DEFAULT_PRESET
+from ..sim.simulated import SimulatedCrossbar
 
 #: The CSV columns of a trace, in the order :meth:`Trace.to_csv` writes them.
 TRACE_COLUMNS: tuple[str, ...] = ("device", "cycle", "pulse", "polarity", "conductance_S")
@@ -291,7 +291,7 @@ def _check_count(name: str, value: object) -> None:
 
 def read_trace_csv(path: str | Path) -> Trace:
     """Read a tidy trace CSV (see the module doc); details and errors in
-    :func:`devices.trace_csv.read_trace_csv`."""
+    :func:`devices.fitting.trace_csv.read_trace_csv`."""
     from .trace_csv import read_trace_csv as read
 
     return read(path)

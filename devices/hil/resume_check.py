@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .interface import Crossbar, VerifyResult
+from ..interface import Crossbar, VerifyResult
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def sample_rows(rows: int, cols: int, max_devices: int, seed: int) -> list[int]:
 def read_rows(crossbar: Crossbar, rows: list[int]) -> Tensor:
     """Conductances ``(2, len(rows), cols)`` of the devices on ``rows``, S: an instrument-backed
     array reads only those lines, any other array reads all and keeps them."""
-    from .instrument import InstrumentCrossbar
+    from .crossbar import InstrumentCrossbar
 
     if isinstance(crossbar, InstrumentCrossbar) and len(rows) < crossbar.rows:
         g = crossbar.read_conductances(rows)

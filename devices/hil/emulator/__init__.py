@@ -4,7 +4,7 @@
 Keithley 707B switch matrix, wired to :class:`devices.SimulatedCrossbar` arrays as a
 wiring file says, answering exactly the command subsets of ``docs/hil_protocol.md``.
 Every command is logged (:class:`OpLog`); faults can be injected (:class:`Faults`); the
-arrays can be kept in a state file across restarts (:mod:`devices.emulator.state`).
+arrays can be kept in a state file across restarts (:mod:`devices.hil.emulator.state`).
 """
 
 from .bench import Bench, Terminal

@@ -5,7 +5,7 @@ Example::
     bsl fit trace.csv --model exponential --write-preset fitted.toml
     bsl device-response --preset fitted.toml --pulses 128 --cycles 2 --out check.csv
 
-The trace layout is that of :mod:`devices.characterize` (``bsl device-response`` writes it;
+The trace layout is that of :mod:`devices.fitting.characterize` (``bsl device-response`` writes it;
 lab measurements in the same layout work too). The method is in :mod:`devices.fitting`.
 """
 
@@ -15,11 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from devices.physics import STEP_MODELS
-
 
 def register(subparsers: Any) -> None:
     """Add the ``fit`` sub-command."""
+    from devices import STEP_MODELS
+
     p = subparsers.add_parser(
         "fit",
         help="fit a device step model to a potentiation/depression CSV trace",
@@ -44,9 +44,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read, fit, print the summary, write the preset."""
-    from devices.characterize import read_trace_csv
     from devices.fitting import fit_trace
-    from devices.presets import save_preset_file
+    from devices.fitting.characterize import read_trace_csv
+    from devices.sim.presets import save_preset_file
 
     out: Path | None = args.write_preset
     if out is not None:

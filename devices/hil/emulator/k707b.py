@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from devices.wiring import MATRIX_ROWS, PINS_PER_SLOT, SLOTS, crosspoint
+from devices.hil.wiring import MATRIX_ROWS, PINS_PER_SLOT, SLOTS, crosspoint
 
 from .scpi import CommandError, Instrument
 

@@ -1,0 +1,1 @@
+"""The hardware path: bench, instrument crossbar, wiring, limits, journal, resume check, emulator."""

@@ -1,0 +1,1 @@
+"""The simulated device: physics, step laws, presets and the simulated array."""
