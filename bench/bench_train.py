@@ -18,12 +18,11 @@ import time
 import torch
 from report import write_report
 
+from bsl.backend import build_model
 from bsl.config import TrainConfig
 from bsl.data import load_dataset
-from bsl.network import build_network, parse_layers
 from bsl.rules import get_rule
 from bsl.seeds import Seeds
-from bsl.train import store_factory
 
 
 def inputs(n: int, mnist: str | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,8 +39,7 @@ def inputs(n: int, mnist: str | None, seed: int) -> tuple[torch.Tensor, torch.Te
 def throughput(config: TrainConfig, x: torch.Tensor, y: torch.Tensor, warmup: int) -> float:
     """Samples per second of the rule's training step."""
     rule = get_rule(config.rule)(config)
-    net = build_network(parse_layers(config.layers), (1, 28, 28), 10,
-                        store_factory(config, rule.uses_devices), config.gain_scale)
+    net = build_model(config, rule.uses_devices, (1, 28, 28), 10)
     gen = torch.Generator().manual_seed(Seeds(config.seed).training)  # as bsl train's run stream
     eye = torch.eye(10)
     b = config.batch_size

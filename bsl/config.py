@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from devices import DEFAULT_PRESET, PRESETS, get_preset, read_toml, write_toml_tables
+from devices import DEFAULT_PRESET, PRESETS, check_keys, get_preset, read_toml, write_toml_tables
 
 from .data import DATASETS
 from .network import INFERENCE_MODES, parse_layers
@@ -146,18 +146,15 @@ class TrainConfig:
             _fail("rule", self.rule, f"choose one of {sorted(RULES)}")
         settings_cls = RULES[self.rule].settings
         shared = set().union(*(setting_field_names(r.settings) for r in RULES.values()))
-        unknown = sorted(set(values) - shared)
-        if unknown:
-            raise TypeError(f"TrainConfig got unexpected keyword argument(s) {unknown}")
+        check_keys(values, shared, message="TrainConfig got unexpected keyword argument(s) {unknown}",
+                   error=TypeError)
         own = set(setting_field_names(settings_cls))
         chosen: dict[str, Any] = {}
         if isinstance(given, settings_cls):
             chosen = dataclasses.asdict(given)
         elif isinstance(given, dict):
-            unknown = sorted(set(given) - own)
-            if unknown:
-                raise ValueError(f"rule {self.rule!r} has no setting(s) {unknown} "
-                                 f"(its settings: {', '.join(sorted(own))})")
+            check_keys(given, sorted(own), repr(self.rule),
+                       message="rule {where} has no setting(s) {unknown} (its settings: {known_list})")
             chosen = dict(given)
         elif given is not None:  # another rule's settings (a copy with the rule changed)
             if not dataclasses.is_dataclass(given):
@@ -243,15 +240,15 @@ def _validate(c: TrainConfig) -> None:
 
 
 def _validate_bench(c: TrainConfig) -> None:
-    """A ``visa`` run's files are read and checked here, before any instrument is touched."""
-    from devices import load_hil_settings, load_wiring
+    """A ``visa`` run's files are read and checked here, before any instrument is touched
+    (parsed once: :func:`devices.open_crossbars` reuses the result)."""
+    from devices import check_bench_files
 
     if not c.wiring or not c.limits:
         _fail("device", c.device, "needs both a wiring file (wiring) and a limits file (limits)")
     if c.carry_period:
         _fail("carry_period", c.carry_period, "periodic carry is not available on instruments yet (use 0)")
-    load_wiring(c.wiring, c.resource or None)
-    load_hil_settings(c.limits)
+    check_bench_files(c.wiring, c.limits, c.resource or None)
 
 
 def field_docs(cls: type | None = None) -> dict[str, str]:
@@ -292,19 +289,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if rule_table is not None and not isinstance(rule_table, dict):
         raise ValueError(f"config file {path}: 'rule' must be a table of the rule's settings, "
                          f"got {rule_table!r}")
-    known = set(config_names())
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ValueError(f"config file {path}: unknown setting(s) {unknown}")
+    check_keys(table, config_names(), f"config file {path}")
     if rule_table is not None:
         rule = table.get("rule", _DEFAULTS["rule"])
         if rule not in RULES:
             _fail("rule", rule, f"choose one of {sorted(RULES)}")
         own = setting_field_names(RULES[rule].settings)
-        unknown = sorted(set(rule_table) - set(own))
-        if unknown:
-            raise ValueError(f"config file {path}: [rule]: rule {rule!r} has no setting(s) {unknown} "
-                             f"(its settings: {', '.join(own)})")
+        check_keys(rule_table, own, f"config file {path}: [rule]: rule {rule!r}",
+                   message="{where} has no setting(s) {unknown} (its settings: {known_list})")
         table["rule_settings"] = dict(rule_table)
     folder = Path(path).parent
     for name in _path_fields(table, folder):

@@ -12,12 +12,14 @@ import sys
 import textwrap
 from typing import Any, Literal, get_args, get_origin
 
+from devices import refuse
+
 _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 def fail(name: str, value: Any, requirement: str) -> None:
     """Refuse a setting in one line: ``config NAME = VALUE: REQUIREMENT``."""
-    raise ValueError(f"config {name} = {value!r}: {requirement}")
+    refuse("config ", name, value, requirement)
 
 
 def literal_choices(cls: type, type_text: str) -> tuple[Any, ...] | None:

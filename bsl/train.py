@@ -12,11 +12,9 @@ ends with exactly the numbers of an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +23,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from devices import SimulatedCrossbar
-
 from . import __version__
+from .backend import build_model
 from .budget import check_run
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, save_config
@@ -35,7 +32,7 @@ from .data import Dataset, load_dataset
 from .evaluation import evaluate, final_test_modes
 from .hil_resume import reopen_verified
 from .layers import Layer
-from .network import Network, StoreFactory, build_network, parse_layers
+from .network import Network
 from .report import epoch_line
 from .rules import LearningRule, StepStats, get_rule
 from .rundir import (
@@ -51,11 +48,10 @@ from .rundir import (
 )
 from .runs import count_resumes
 from .seeds import Seeds
-from .stores import CarryStore, CrossbarStore, FloatStore, WeightStore, random_float_weights
+from .summary import build_summary, summary_json
 from .traces import TraceWriter
 
-__all__ = ["RunDirError", "StepCallback", "TrainResult", "evaluate", "prepare_run_dir", "resume",
-           "store_factory", "train"]
+__all__ = ["RunDirError", "StepCallback", "TrainResult", "evaluate", "prepare_run_dir", "resume", "train"]
 
 StepCallback = Callable[[int, int, StepStats], None]
 """Called after every batch is recorded, as ``on_step(step, epoch, stats)`` (``step``
@@ -94,54 +90,6 @@ class LoopState:
     """This epoch's sample order."""
     eval_reads: dict[str, list[int]] = field(default_factory=dict)
     """Per inference mode, the forward reads of each layer's store spent on evaluations."""
-
-
-def store_factory(config: TrainConfig, uses_devices: bool) -> StoreFactory:
-    """How layers get their weights: a crossbar per layer, or float tensors."""
-    seeds = Seeds(config.seed)
-    init_gen = torch.Generator().manual_seed(seeds.weights_init)
-    if uses_devices and config.device == "visa":
-        return bench_store_factory(config)
-
-    def make(rows: int, cols: int, index: int) -> WeightStore:
-        if not uses_devices:
-            return FloatStore(config.init_spread * random_float_weights(rows, cols, init_gen))
-
-        def array(seed: int, spread: float) -> SimulatedCrossbar:
-            return SimulatedCrossbar(
-                rows, cols, config.preset, seed=seed, scheme=config.scheme,  # type: ignore[arg-type]
-                init="mid", init_spread=spread,
-            )
-
-        msb = array(seeds.devices(index), config.init_spread)
-        if config.carry_period == 0:
-            return CrossbarStore(msb)
-        lsb = array(seeds.carry_lsb(index), 0.0)
-        return CarryStore(msb, lsb, config.carry_significance, config.carry_period)
-
-    return make
-
-
-def bench_store_factory(config: TrainConfig) -> StoreFactory:
-    """Layers on the crossbars of a bench (``device = "visa"``): array ``k`` of the
-    wiring file holds layer ``k``. The instruments are opened with the first layer."""
-    from devices import HilBench, InstrumentCrossbar, get_preset, load_hil_settings, load_wiring
-
-    wiring = load_wiring(config.wiring, config.resource or None)
-    settings = load_hil_settings(config.limits)
-    model = get_preset(config.preset)
-    bench: list[HilBench] = []
-
-    def make(rows: int, cols: int, index: int) -> WeightStore:
-        if index >= len(wiring.arrays) or wiring.shape(index) != (rows, cols):
-            have = wiring.shape(index) if index < len(wiring.arrays) else "no array"
-            raise ValueError(f"layer {index} needs a {rows}x{cols} crossbar (bias row included); "
-                             f"the wiring file {config.wiring} has {have} there")
-        if not bench:
-            bench.append(HilBench.open(wiring, settings, config.visa_library))
-        return CrossbarStore(InstrumentCrossbar(bench[0], index, model, scheme=config.scheme))  # type: ignore[arg-type]
-
-    return make
 
 
 def pulse_counts(net: Network) -> list[dict[str, int]]:
@@ -192,10 +140,7 @@ class _Session:
         )
         check_run(config, self.data)  # refuses, in one line, what cannot fit memory or disk
         self.rule: LearningRule = get_rule(config.rule)(config)
-        self.net = build_network(
-            parse_layers(config.layers), self.data.input_shape, self.data.n_classes,
-            store_factory(config, self.rule.uses_devices), config.gain_scale,
-        )
+        self.net = build_model(config, self.rule.uses_devices, self.data.input_shape, self.data.n_classes)
         self.stores = self.net.stores()
         self.seeds = Seeds(config.seed)
         self.gen = torch.Generator().manual_seed(self.seeds.training)
@@ -389,34 +334,12 @@ class _Session:
         counters, facts = pulse_counts(net), self._layer_facts_with_reads()
         n = len(data.y_train)
         self._tick()
-        summary = {
-            "test_accuracy": final[c.inference],
-            "test_accuracy_deterministic": final["deterministic"],
-            "test_accuracy_stochastic": final["stochastic"],
-            "train_accuracy": train_acc,
-            "inference": c.inference,
-            "eval_samples": c.eval_samples,
-            "epochs": loop.epochs,
-            "test_accuracy_per_epoch": [e["test_accuracy"] for e in loop.epochs],
-            "samples_per_s": n * c.epochs / loop.train_wall if loop.train_wall > 0 else float("nan"),
-            "wall_s": loop.wall_s,
-            "train_wall_s": loop.train_wall,
-            "steps": loop.step,
-            "resumes": max(loop.resumes, count_resumes(self.writer.file) if self.writer else 0),  # events
-            "layers": [layer.describe() for layer in net.layers],
-            "layer_facts": facts,
-            "evaluations": {"per_epoch_test": c.inference, "final_test": list(modes),
-                            "final_train": c.inference},
-            "device_counters": counters,
-            "pulses": [{"set": k.get("set_pulses", 0), "reset": k.get("reset_pulses", 0)} for k in counters],
-            "dataset": self._dataset_info(),
-            "config": c.to_dict(),
-            "seed": c.seed,
-            "versions": package_versions(),
-            "trace_file": TRACE_FILE if self.writer is not None else None,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        write_text_atomic(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2, default=_json_default))
+        summary = build_summary(
+            c, loop, final=final, train_acc=train_acc, modes=modes, counters=counters, facts=facts,
+            layers=[layer.describe() for layer in net.layers], dataset=self._dataset_info(), samples=n,
+            resumes=max(loop.resumes, count_resumes(self.writer.file) if self.writer else 0),  # events
+            traced=self.writer is not None)
+        write_text_atomic(self.run_dir / SUMMARY_FILE, summary_json(summary))
         if self.writer is not None:
             self._record_device_activity()
             for i, layer_facts in enumerate(facts):
@@ -473,8 +396,3 @@ class _Session:
         return {"name": d.name, "train": len(d.y_train), "test": len(d.y_test),
                 "input_shape": list(d.input_shape), "classes": d.n_classes}
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot serialize {type(value).__name__}")

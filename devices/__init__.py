@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .factory import Backend, BenchFiles, check_bench_files, check_shapes, open_crossbars
 from .hil.journal import OPERATION_DTYPE
 from .hil.resume_check import ArrayCheck, CheckRule, check_array, reprogram_array
 from .interface import SCHEMES, Crossbar, OpCounters, VerifyResult
 from .sim.physics import STEP_MODELS, DeviceModel
 from .sim.presets import DEFAULT_PRESET, PRESETS, get_preset, load_preset_file, preset_names, save_preset_file
 from .sim.simulated import SimulatedCrossbar
-from .toml_io import read_toml, write_toml_tables
+from .toml_io import check_keys, read_toml, refuse, write_toml_tables
 
 
 def hardware_errors() -> tuple[type[BaseException], ...]:
@@ -60,5 +61,7 @@ __all__ = [
     "DEFAULT_PRESET", "PRESETS", "get_preset", "load_preset_file", "preset_names",
     "save_preset_file", "SimulatedCrossbar", "ArrayCheck", "CheckRule", "check_array", "reprogram_array",
     "HARDWARE_ERRORS", "hardware_errors", "HilBench", "InstrumentCrossbar", "HilSettings", "Wiring",
-    "load_hil_settings", "load_wiring", "OPERATION_DTYPE", "read_toml", "write_toml_tables",
+    "load_hil_settings", "load_wiring", "OPERATION_DTYPE", "read_toml", "write_toml_tables", "check_keys",
+    "refuse",
+    "Backend", "BenchFiles", "check_bench_files", "check_shapes", "open_crossbars",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.toml_io import read_toml
+from devices.toml_io import check_keys, read_toml
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def load_constants(path: str | Path | None = None, **overrides: float) -> Energy
         values.update(data["energy"])
     values.update(overrides)
     known = [f.name for f in dataclasses.fields(EnergyConstants)]
-    if unknown := sorted(set(values) - set(known)):
-        raise ValueError(f"unknown energy constant {', '.join(unknown)}{where}; known: {', '.join(known)}")
+    check_keys(values, known, where,
+               message="unknown energy constant {unknown_list}{where}; known: {known_list}")
     try:
         return EnergyConstants(**values)
     except ValueError as exc:

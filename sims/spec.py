@@ -31,7 +31,7 @@ from typing import Any
 
 from bsl.config import TrainConfig, config_names
 from devices.sim.physics import DeviceModel
-from devices.toml_io import read_toml
+from devices.toml_io import check_keys, read_toml
 
 DEVICE_PREFIX = "device."
 
@@ -87,9 +87,7 @@ class SweepSpec:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file: every point must make a valid run config."""
     data = read_toml(path, "sweep file")
-    unknown = sorted(set(data) - {"base", "grid", "points"})
-    if unknown:
-        raise ValueError(f"sweep file {path}: unknown table(s) {unknown}")
+    check_keys(data, ("base", "grid", "points"), f"sweep file {path}", what="table(s)")
     for name, kind, what in (("base", dict, "a [base] table"), ("grid", dict, "a [grid] table"),
                              ("points", list, "[[points]] tables")):
         value = data.get(name, kind())

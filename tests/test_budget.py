@@ -95,7 +95,7 @@ def _no_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the network was built before the budget check")
 
-    monkeypatch.setattr("bsl.train.build_network", refuse)
+    monkeypatch.setattr("bsl.train.build_model", refuse)
 
 
 def test_train_refuses_huge_layers_before_allocating(

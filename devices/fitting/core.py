@@ -9,7 +9,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .characterize import Trace
-from .laws import NU_MAX, branch_law
+from .laws import NU_MAX, branch_law, law_has_nu
 
 # -- prepared data ------------------------------------------------------------------------
 
@@ -89,7 +89,7 @@ class _Packing:
             self.names.append("dp_up")
         if has_reset:
             self.names.append("dp_down")
-        if model == "exponential":
+        if law_has_nu(model):
             if has_set:
                 self.names.append("nu_up")
             if has_reset:
@@ -160,7 +160,7 @@ def _fit_core(data: _Data, model: str, start: _Params | None) -> _Core:
         fallback = 1.0 / max(float(data.n.max()), 1.0)
         dp_up = _initial_step(data, False, scale) or _initial_step(data, True, scale) or fallback
         dp_down = _initial_step(data, True, scale) or dp_up
-        nus = (0.3, 1.5, 4.0) if model == "exponential" else (0.0,)
+        nus = (0.3, 1.5, 4.0) if law_has_nu(model) else (0.0,)
         starts = [_Params(g_lo, scale, min(dp_up, 0.5), min(dp_down, 0.5), nu, nu) for nu in nus]
     else:
         starts = [start]

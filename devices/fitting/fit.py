@@ -48,10 +48,9 @@ import math
 
 import numpy as np
 
-from ..sim.physics import STEP_MODELS
 from .characterize import Trace
 from .core import _Data, _fit_core, _Params, _predict, _prepare, _r2
-from .laws import _pulses_to_far_bound, branch_law
+from .laws import _pulses_to_far_bound, branch_law, get_fit_law, law_has_nu
 from .noise import _Steps
 from .result import DeviceFit, FitResult
 
@@ -70,8 +69,7 @@ def fit_trace(trace: Trace, model: str = "exponential", *, per_device: bool = Tr
     Raises:
         ValueError: unknown model, too few reads, or a trace whose conductance never changes.
     """
-    if model not in STEP_MODELS:
-        raise ValueError(f"unknown step model {model!r}: choose one of {STEP_MODELS}")
+    get_fit_law(model)  # ValueError for a law that cannot be fitted
     if not isinstance(trace, Trace):
         raise TypeError(f"fit_trace: expected a Trace, got {type(trace).__name__}")
     if len(trace) == 0:
@@ -122,8 +120,8 @@ def fit_trace(trace: Trace, model: str = "exponential", *, per_device: bool = Tr
             q = dc.params
             device_fits.append(DeviceFit(
                 device=int(dev), g_min=q.g_min, g_max=q.g_max, dw_up=q.dp_up * q.span,
-                dw_down=q.dp_down * q.span, nu_up=q.nu_up if model == "exponential" else 0.0,
-                nu_down=q.nu_down if model == "exponential" else 0.0, r2_set=dc.r2_set,
+                dw_down=q.dp_down * q.span, nu_up=q.nu_up if law_has_nu(model) else 0.0,
+                nu_down=q.nu_down if law_has_nu(model) else 0.0, r2_set=dc.r2_set,
                 r2_reset=dc.r2_reset, n_points=len(sub.g),
             ))
             steps.add(sub, q, model)
@@ -150,8 +148,8 @@ def fit_trace(trace: Trace, model: str = "exponential", *, per_device: bool = Tr
         g_max=p.g_max,
         dw_up=p.dp_up * p.span,
         dw_down=p.dp_down * p.span,
-        nu_up=p.nu_up if model == "exponential" else 0.0,
-        nu_down=p.nu_down if model == "exponential" else 0.0,
+        nu_up=p.nu_up if law_has_nu(model) else 0.0,
+        nu_down=p.nu_down if law_has_nu(model) else 0.0,
         r2_set=core.r2_set,
         r2_reset=core.r2_reset,
         rms_residual_S=core.rms,
@@ -201,7 +199,7 @@ def _saturation_notes(data: _Data, p: _Params, model: str) -> list[str]:
         w0 = (data.g[data.start[branches]] - p.g_min) / p.span
         u0 = 1.0 - w0 if reset else w0
         n_end = np.array([data.n[data.rows[i][-1]] for i in branches])
-        level = 0.98 if model == "soft_bounds" else 1.0
+        level = 1.0 if get_fit_law(model).reaches_bound else 0.98
         if not np.any(_pulses_to_far_bound(u0, dp, nu, model, level) + 3.0 <= n_end):
             notes.append(
                 f"no {pol} branch reaches a plateau at {bound}: {bound} is extrapolated by the "

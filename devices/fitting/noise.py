@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 from scipy.linalg import cho_solve_banded, cholesky_banded
-from scipy.optimize import brentq, minimize
+from scipy.optimize import brentq, minimize, nnls
 
 from .core import _Data, _Params
-from .laws import _law_slopes, _pulses_to_far_bound, branch_law
+from .laws import _law_slopes, _pulses_to_far_bound, branch_law, get_fit_law
 
 #: Minimum number of one-step residuals (and of consecutive pairs of them) for noise estimates.
 MIN_NOISE_STEPS = 20
@@ -50,7 +50,7 @@ class _Steps:
             e = p.span * (u[1:] - branch_law(u[:-1], 1.0, dp, nu, model))
             slope_a, slope_u = _law_slopes(u[:-1], dp, nu, model)
             limit = _pulses_to_far_bound(u[:1], dp, nu, model)[0]
-            if model != "soft_bounds":  # keep clear of the bound by a margin of pulses
+            if get_fit_law(model).reaches_bound:  # keep clear of the bound by a margin of pulses
                 limit -= 3.0 + 0.1 / dp + 2.0 * math.sqrt(max(limit, 0.0))
             idx = np.flatnonzero((np.diff(n) == 1) & (n[1:] <= limit))
             self.e.append(e[idx])
@@ -194,17 +194,7 @@ def _rise(g: Any, t: float) -> float:
 
 
 def _nonneg_wls(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted least squares ``a theta ~ y`` with ``theta >= 0`` (two unknowns)."""
+    """Weighted least squares ``a theta ~ y`` with ``theta >= 0``: non-negative least squares
+    on the system scaled by ``sqrt(w)``."""
     sw = np.sqrt(w)
-    theta = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)[0]
-    if (theta >= 0).all():
-        return theta
-    best, best_cost = np.zeros(2), float(np.sum(w * y**2))
-    for j in (0, 1):
-        col = a[:, j]
-        denom = float(np.sum(w * col**2))
-        t = max(0.0, float(np.sum(w * col * y)) / denom) if denom > 0 else 0.0
-        cost = float(np.sum(w * (y - t * col) ** 2))
-        if cost < best_cost:
-            best, best_cost = np.eye(2)[j] * t, cost
-    return best
+    return np.asarray(nnls(a * sw[:, None], y * sw)[0], dtype=np.float64)

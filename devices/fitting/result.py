@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..sim.physics import DTOD_TRUNCATION, DeviceModel
-from .laws import branch_law
+from .laws import branch_law, law_has_nu
 from .noise import MIN_NOISE_STEPS
 
 # -- result ----------------------------------------------------------------------------------
@@ -138,8 +138,8 @@ class FitResult:
             "step_model": self.step_model,
             "dw_min": self.dw_min,
             "up_down": self.up_down,
-            "nu_up": self.nu_up if self.step_model == "exponential" else 0.0,
-            "nu_down": self.nu_down if self.step_model == "exponential" else 0.0,
+            "nu_up": self.nu_up if law_has_nu(self.step_model) else 0.0,
+            "nu_down": self.nu_down if law_has_nu(self.step_model) else 0.0,
             "dw_min_std": self.dw_min_std or 0.0,
             "read_noise_std": self.read_noise_std or 0.0,
         }
@@ -209,9 +209,9 @@ class FitResult:
             f"  g_min   = {_si(self.g_min)}",
             f"  g_max   = {_si(self.g_max)}   (range {_si(self.g_max - self.g_min)})",
             f"  dw_up   = {_si(self.dw_up)} per SET pulse"
-            + (f",   nu_up   = {self.nu_up:.3f}" if self.step_model == "exponential" else ""),
+            + (f",   nu_up   = {self.nu_up:.3f}" if law_has_nu(self.step_model) else ""),
             f"  dw_down = {_si(self.dw_down)} per RESET pulse"
-            + (f",   nu_down = {self.nu_down:.3f}" if self.step_model == "exponential" else ""),
+            + (f",   nu_down = {self.nu_down:.3f}" if law_has_nu(self.step_model) else ""),
             f"  -> DeviceModel dw_min = {_si(self.dw_min)}, up_down = {self.up_down:+.4f}",
             f"  fit: R^2 SET = {_num(self.r2_set)}, R^2 RESET = {_num(self.r2_reset)}, "
             f"rms residual {_si(self.rms_residual_S)} over {self.n_fitted} reads",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..toml_io import read_toml
+from ..toml_io import check_keys, read_toml
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,7 @@ class HilSettings:
 def _table(cls: type, values: dict[str, Any], where: str) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"{where}: must be a table, got {values!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown setting(s) {unknown}")
+    check_keys(values, (f.name for f in dataclasses.fields(cls)), where)
     try:
         return cls(**values)
     except TypeError as exc:
@@ -121,9 +118,7 @@ def _table(cls: type, values: dict[str, Any], where: str) -> Any:
 def load_hil_settings(path: str | Path) -> HilSettings:
     """Read ``[limits]`` (all fields required) and ``[operation]`` from a TOML file."""
     data = read_toml(path, "limits file")
-    unknown = sorted(set(data) - {"limits", "operation"})
-    if unknown:
-        raise ValueError(f"limits file {path}: unknown table(s) {unknown}")
+    check_keys(data, ("limits", "operation"), f"limits file {path}", what="table(s)")
     if "limits" not in data:
         raise ValueError(f"limits file {path}: needs a [limits] table")
     return HilSettings(_table(Limits, data["limits"], f"limits file {path} [limits]"),

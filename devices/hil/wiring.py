@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..toml_io import read_toml
+from ..toml_io import check_keys, read_toml
 
 PINS_PER_SLOT = 12
 SLOTS = 6
@@ -154,9 +154,8 @@ def load_wiring(path: str | Path, smu: str | None = None) -> Wiring:
     data = read_toml(path, "wiring file")
     instruments = data.get("instruments", {})
     terminals = data.get("terminals", {})
-    unknown = sorted(set(data) - {"instruments", "terminals", "arrays"})
-    if unknown:
-        raise WiringError(f"wiring file {path}: unknown table(s) {unknown}")
+    check_keys(data, ("instruments", "terminals", "arrays"), f"wiring file {path}", what="table(s)",
+               error=WiringError)
     for name, value in (("instruments", instruments), ("terminals", terminals)):
         if not isinstance(value, dict):
             raise WiringError(f"wiring file {path}: [{name}] must be a table, got {value!r}")

@@ -37,8 +37,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..toml_io import check_keys, refuse
+from .steps import STEP_LAWS
+
 StepModel = Literal["linear", "exponential", "soft_bounds"]
-STEP_MODELS: tuple[str, ...] = ("linear", "exponential", "soft_bounds")
+#: The built-in step laws (registered in :mod:`devices.sim.steps`; a law registered later
+#: with :func:`devices.sim.steps.step_law` is accepted by validation too).
+STEP_MODELS: tuple[str, ...] = tuple(STEP_LAWS)
 
 #: Device-to-device draws are normal, truncated at this many standard deviations.
 DTOD_TRUNCATION = 3.0
@@ -130,17 +135,13 @@ class DeviceModel:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DeviceModel:
         """Build from a dict, refusing unknown keys by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"DeviceModel: unknown field(s) {unknown}; known fields: {sorted(known)}"
-            )
+        check_keys(values, (f.name for f in dataclasses.fields(cls)), "DeviceModel", what="field(s)",
+                   known_as="known fields")
         return cls(**values)
 
 
 def _fail(name: str, value: Any, requirement: str) -> None:
-    raise ValueError(f"DeviceModel.{name} = {value!r}: {requirement}")
+    refuse("DeviceModel.", name, value, requirement)
 
 
 def _validate(m: DeviceModel) -> None:
@@ -155,8 +156,8 @@ def _validate(m: DeviceModel) -> None:
         _fail("g_min", m.g_min, "must be >= 0 S")
     if m.g_max <= m.g_min:
         _fail("g_max", m.g_max, f"must be greater than g_min ({m.g_min!r} S)")
-    if m.step_model not in STEP_MODELS:
-        _fail("step_model", m.step_model, f"must be one of {STEP_MODELS}")
+    if m.step_model not in STEP_LAWS:
+        _fail("step_model", m.step_model, f"must be one of {tuple(STEP_LAWS)}")
     if m.dw_min <= 0:
         _fail("dw_min", m.dw_min, "must be > 0 S")
     if m.dw_min * (1 + abs(m.up_down)) > m.g_range:

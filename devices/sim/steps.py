@@ -19,9 +19,15 @@ exponential     ``(1/c, nu dp)``           ``(1 - 1/c, nu dp)``, ``c = 1 - exp(-
 The linear law is ``w' = w + v a`` with velocity ``v = +dp`` (SET) or ``-dp`` (RESET).
 Results saturate at the physical bounds 0 and 1. :mod:`devices.fitting` has a numpy
 twin of these laws (float64, with derivatives) for least squares.
+
+Each law is one function registered with :func:`step_law` (its numpy twin with
+:func:`devices.fitting.laws.fit_law`, under the same name); ``STEP_MODELS`` lists them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -30,25 +36,76 @@ from torch import Tensor
 #: linear law; at 1e-6 the two differ by about 1e-6 of a step).
 NU_FLOOR = 1e-6
 
+#: ``(dp, nu, set_pulse) -> (first, rate)``: the per-device coefficients of one branch.
+Coefficients = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class StepLaw:
+    """One registered step law: its coefficients and how :func:`advance` applies them
+    (``additive``: ``w + first * a``; otherwise the exponential approach to ``first`` at
+    rate ``rate``)."""
+
+    name: str
+    coefficients: Coefficients
+    additive: bool = False
+
+
+#: The registered step laws by name, in registration order (see :func:`step_law`).
+STEP_LAWS: dict[str, StepLaw] = {}
+
+
+def step_law(name: str, *, additive: bool = False) -> Callable[[Coefficients], Coefficients]:
+    """Register the decorated ``(dp, nu, set_pulse) -> (first, rate)`` as step law ``name``.
+
+    A nonlinear law returns the asymptote ``T`` and the rate ``k`` per pulse of
+    ``w' = T + (w - T) exp(-k a)``; an ``additive`` law returns the velocity ``v`` of
+    ``w' = w + v a`` (and any ``rate``, unused)."""
+
+    def register(fn: Coefficients) -> Coefficients:
+        if name in STEP_LAWS:
+            raise ValueError(f"step law {name!r} is already registered")
+        STEP_LAWS[name] = StepLaw(name, fn, additive)
+        return fn
+
+    return register
+
+
+def get_step_law(model: str) -> StepLaw:
+    """The registered law ``model``; ValueError for an unknown name."""
+    try:
+        return STEP_LAWS[model]
+    except KeyError:
+        raise ValueError(f"unknown step model {model!r}") from None
+
+
+@step_law("linear", additive=True)
+def _linear(dp: Tensor, nu: Tensor, set_pulse: bool) -> tuple[Tensor, Tensor]:
+    return (dp if set_pulse else -dp), torch.zeros_like(dp)
+
+
+@step_law("exponential")
+def _exponential(dp: Tensor, nu: Tensor, set_pulse: bool) -> tuple[Tensor, Tensor]:
+    nu = nu.clamp(min=NU_FLOOR)
+    c = -torch.expm1(-nu)
+    return (1.0 / c if set_pulse else 1.0 - 1.0 / c), nu * dp
+
+
+@step_law("soft_bounds")
+def _soft_bounds(dp: Tensor, nu: Tensor, set_pulse: bool) -> tuple[Tensor, Tensor]:
+    target = torch.ones_like(dp) if set_pulse else torch.zeros_like(dp)
+    return target, -torch.log1p(-dp)
+
 
 def law_coefficients(dp: Tensor, nu: Tensor, model: str, set_pulse: bool) -> tuple[Tensor, Tensor]:
     """Per-device coefficients of one branch: ``(T, k)`` for the nonlinear laws (see
     table), ``(v, 0)`` for the linear law."""
-    if model == "linear":
-        return (dp if set_pulse else -dp), torch.zeros_like(dp)
-    if model == "soft_bounds":
-        target = torch.ones_like(dp) if set_pulse else torch.zeros_like(dp)
-        return target, -torch.log1p(-dp)
-    if model == "exponential":
-        nu = nu.clamp(min=NU_FLOOR)
-        c = -torch.expm1(-nu)
-        return (1.0 / c if set_pulse else 1.0 - 1.0 / c), nu * dp
-    raise ValueError(f"unknown step model {model!r}")
+    return get_step_law(model).coefficients(dp, nu, set_pulse)
 
 
 def advance(w: Tensor, a: Tensor, first: Tensor, rate: Tensor, model: str) -> Tensor:
     """State after ``a`` pulses, from the coefficients of :func:`law_coefficients`."""
-    if model == "linear":
+    if get_step_law(model).additive:
         out = w + first * a
     else:
         out = w - (first - w) * torch.expm1(-(rate * a))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from devices.toml_io import read_toml
+from devices.toml_io import check_keys, read_toml
 
 TARGETS = ("", "smu", "matrix")
 MAX_LATENCY_S = 60.0
@@ -57,10 +57,7 @@ class Faults:
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> Faults:
         """From a ``[faults]`` table; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ValueError(f"faults: unknown key(s) {unknown}; known: {sorted(known)}")
+        check_keys(table, (f.name for f in fields(cls)), "faults", what="key(s)", known_as="known")
         return cls(**table)
 
     @classmethod
