@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .factory import Backend, BenchFiles, check_bench_files, check_shapes, open_crossbars
 from .hil.journal import OPERATION_DTYPE
 from .hil.resume_check import ArrayCheck, CheckRule, check_array, reprogram_array
+from .host import available_memory, size_text
 from .interface import SCHEMES, Crossbar, OpCounters, VerifyResult
 from .sim.physics import STEP_MODELS, DeviceModel
 from .sim.presets import DEFAULT_PRESET, PRESETS, get_preset, load_preset_file, preset_names, save_preset_file
@@ -62,6 +63,6 @@ __all__ = [
     "save_preset_file", "SimulatedCrossbar", "ArrayCheck", "CheckRule", "check_array", "reprogram_array",
     "HARDWARE_ERRORS", "hardware_errors", "HilBench", "InstrumentCrossbar", "HilSettings", "Wiring",
     "load_hil_settings", "load_wiring", "OPERATION_DTYPE", "read_toml", "write_toml_tables", "check_keys",
-    "refuse",
+    "refuse", "available_memory", "size_text",
     "Backend", "BenchFiles", "check_bench_files", "check_shapes", "open_crossbars",
 ]

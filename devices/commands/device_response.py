@@ -49,14 +49,13 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, write the trace, print a one-line summary."""
+    from devices import available_memory, size_text
     from devices.fitting.characterize import (
         MAX_TRACE_ROWS,
         TRACE_ROW_BYTES,
         potentiation_depression,
         trace_rows,
     )
-
-    from ._memory import available_memory, size_text
 
     for flag, value in (("--pulses", args.pulses), ("--cycles", args.cycles), ("--devices", args.devices)):
         if value < 1:

@@ -1,5 +1,5 @@
-"""This machine's free memory and byte counts as text, for the commands' refusals (the device
-layer's own copy of the two helpers of :mod:`bsl.budget`: ``devices`` does not import ``bsl``)."""
+"""This machine's free memory, and byte counts as text: for the one-line refusals of runs
+and traces too large to hold (``bsl.budget``, ``bsl device-response``)."""
 
 from __future__ import annotations
 
