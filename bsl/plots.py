@@ -154,11 +154,16 @@ FIGURES = {
 
 
 def save_all(run: Run, out_dir: str | Path, dpi: int = 110) -> list[Path]:
-    """Write every figure in :data:`FIGURES` as ``out_dir/<name>.png``; return the paths."""
+    """Write every figure in :data:`FIGURES` (for a logic-gate run: the learning curves and
+    the choice entropies) as ``out_dir/<name>.png``; return the paths."""
+    from .logic.plots import choice_entropy, is_logic_run
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, make in FIGURES.items():
+    figures = {"learning_curves": learning_curves, "choice_entropy": choice_entropy} if is_logic_run(run) \
+        else FIGURES  # logic layers have no conductances or pulses
+    for name, make in figures.items():
         path = out / f"{name}.png"
         make(run).savefig(path, dpi=dpi)
         paths.append(path)

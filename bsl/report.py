@@ -59,7 +59,10 @@ def final_lines(summary: dict[str, Any], run_dir: str | Path) -> list[str]:
             parts.append(f"{mode} not evaluated on instruments (analog inputs are read level by level)")
             continue
         notes = ["headline, --inference"] * (mode == headline)
-        notes += [f"K={k} binary passes"] * (mode == "stochastic")
+        logic = "logic" in summary
+        notes += [f"K={k} binary passes"] * (mode == "stochastic" and not logic)
+        notes += ["the discretised Boolean circuit"] * (mode == "deterministic" and logic)
+        notes += ["the relaxed network"] * (mode == "stochastic" and logic)
         parts.append(f"{value:.4f} {mode}" + (f" ({'; '.join(notes)})" if notes else ""))
     lines = [f"final test accuracy: {', '.join(parts)}"]
     n_train = summary["dataset"]["train"]
@@ -82,6 +85,8 @@ def backend_label(config: dict[str, Any], devices: list[dict[str, Any]] | None =
     ``devices`` are the store descriptions of the trace's root ``device`` attribute."""
     if config["rule"] == "sgd":
         return "float weights (no devices)"
+    if devices and all(store.get("kind") == "logic" for store in devices):
+        return "logic gates in software (no crossbar)"
     scheme = config["scheme"]
     if config["device"] != "visa":
         carry = f", periodic carry every {config['carry_period']}" if config.get("carry_period") else ""

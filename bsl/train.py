@@ -140,7 +140,8 @@ class _Session:
         )
         check_run(config, self.data)  # refuses, in one line, what cannot fit memory or disk
         self.rule: LearningRule = get_rule(config.rule)(config)
-        self.net = build_model(config, self.rule.uses_devices, self.data.input_shape, self.data.n_classes)
+        self.net = self.rule.build_model(self.data.input_shape, self.data.n_classes) or build_model(
+            config, self.rule.uses_devices, self.data.input_shape, self.data.n_classes)
         self.stores = self.net.stores()
         self.seeds = Seeds(config.seed)
         self.gen = torch.Generator().manual_seed(self.seeds.training)
@@ -339,6 +340,7 @@ class _Session:
             layers=[layer.describe() for layer in net.layers], dataset=self._dataset_info(), samples=n,
             resumes=max(loop.resumes, count_resumes(self.writer.file) if self.writer else 0),  # events
             traced=self.writer is not None)
+        summary.update(self.rule.summary_extras(net, self.run_dir))
         write_text_atomic(self.run_dir / SUMMARY_FILE, summary_json(summary))
         if self.writer is not None:
             self._record_device_activity()

@@ -48,6 +48,20 @@ class EnergyConstants:
     """64-bit read of an 8 kB SRAM, 45 nm (Horowitz 2014); a write is taken as equal."""
     dram_64b_j: float = 1.3e-9
     """64-bit DRAM access (Horowitz 2014: 1.3-2.6 nJ; the low end, which favours digital)."""
+    # Per-inference digital logic (sims.inference_energy), 45 nm, derived from Horowitz 2014's
+    # 8-bit add (0.03 pJ = 8 full adders; a full adder = 2 XOR2 + 3 AND/OR-class gates = 7 gate units).
+    gate_j: float = 0.03e-12 / 8 / 7
+    """One AND/OR/NAND/NOR-class two-input gate evaluation: 1/7 of a full adder (Horowitz 2014 8-bit add)."""
+    xor_gate_j: float = 2 * 0.03e-12 / 8 / 7
+    """One XOR/XNOR evaluation: two gate units (an XOR2 cell is about 2 NAND2 equivalents)."""
+    inverter_j: float = 2 / 3 * 0.03e-12 / 8 / 7
+    """One inverter: 2/3 of a gate unit (an inverter is about 0.67 NAND2 equivalents)."""
+    comparator_8b_j: float = 0.03e-12
+    """8-bit comparison of an input with a threshold: as an 8-bit add (its carry chain; Horowitz 2014)."""
+    popcount_bit_j: float = 0.03e-12 / 8
+    """One full adder: one input bit of a popcount adder tree (Horowitz 2014 8-bit add / 8)."""
+    argmax_compare_j: float = 0.1e-12 / 2
+    """One 16-bit comparison of class scores in the argmax: half a 32-bit add (Horowitz 2014)."""
 
     def __post_init__(self) -> None:
         for name, v in dataclasses.asdict(self).items():

@@ -47,7 +47,8 @@ SUMMARY: dict[str, Any] = {
 # Distinct round numbers, so that every component can be written out by hand.
 UNIT = dict(cell_read_j=1.0, read_driver_j=10.0, dac_j=100.0, sense_amp_j=1e3, adc_j=1e4, random_number_j=1e5,
             set_pulse_j=1e6, reset_pulse_j=2e6, fp32_mult_j=3.0, fp32_add_j=5.0, sram_read_64b_j=64.0,
-            dram_64b_j=7.0)
+            dram_64b_j=7.0, gate_j=11.0, xor_gate_j=13.0, inverter_j=17.0, comparator_8b_j=19.0,
+            popcount_bit_j=23.0, argmax_compare_j=29.0)
 
 
 def fake_report(**changes: float) -> Any:
@@ -100,6 +101,9 @@ USES = {
     "sram_read_64b_j": {("digital", "SRAM weight reads"), ("digital", "gradient MACs"),
                         ("digital", "updates")},
     "dram_64b_j": {("digital", "DRAM")},
+    # per-inference constants (sims.inference_energy): no part of the training energy
+    **dict.fromkeys(("gate_j", "xor_gate_j", "inverter_j", "comparator_8b_j", "popcount_bit_j",
+                     "argmax_compare_j"), set()),
 }
 
 

@@ -37,6 +37,7 @@ LEARNING_SETTINGS: dict[str, dict[str, Any]] = {
                 batch_reduce="sum", init_spread=0.3),
     "manhattan": dict(preset="rram", gain_scale=8.0, update_probability=1.0, dead_zone=0.2,
                       batch_reduce="sum", init_spread=0.3),
+    **{rule: dict(layers="400,200", batch_size=16) for rule in ("difflogic", "lilogic", "compactlogic")},
 }
 """Per rule: settings with which 5 epochs on 600 digits learn well above chance (0.1)."""
 

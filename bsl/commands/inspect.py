@@ -54,6 +54,9 @@ def describe(r: Any, n_events: int = 10) -> str:
     snaps = [r.snapshot_steps(i) for i in range(r.n_layers)]
     for info, sets, resets, steps in zip(r.layers(), totals["set"].sum(0), totals["reset"].sum(0), snaps,
                                          strict=True):
+        if "rows" not in info:  # a logic-gate layer: no array, no pulses
+            lines.append(f"    {info['index']}: {info['describe']:<36} snapshots {len(steps)}")
+            continue
         lines.append(f"    {info['index']}: {info['describe']:<36} {info['rows']}x{info['cols']}  "
                      f"SET {int(sets):,}  RESET {int(resets):,}  snapshots {len(steps)}")
     e = r.epochs()

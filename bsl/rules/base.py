@@ -7,6 +7,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -139,6 +140,18 @@ class LearningRule(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
         self.rate_scale = float(state["rate_scale"])
+
+    def build_model(self, input_shape: tuple[int, ...], n_classes: int) -> Any:
+        """A rule that trains its own kind of model (not crossbar layers) builds it here and
+        returns it (it must offer ``layers``, ``stores()`` and ``predict`` like
+        :class:`bsl.network.Network`); None (the default) lets the loop build the crossbar
+        network from the config."""
+        return None
+
+    def summary_extras(self, net: Any, run_dir: Path) -> dict[str, Any]:
+        """Entries the rule adds to ``summary.json`` when the run finishes (it may also write
+        its own files into ``run_dir``); none by default."""
+        return {}
 
     @abstractmethod
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:

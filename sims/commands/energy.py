@@ -8,6 +8,9 @@ Example::
 
 (a) BSL on the crossbar (the run's own counters), (b) high-precision training on the same
 crossbar (DACs, ADCs, write-verify updates), (c) digital CMOS (fp32 MACs, SRAM weight reads).
+Also the energy per inference (one sample classified, :mod:`sims.inference_energy`): on the
+crossbar and as fp32 MACs on digital CMOS; for logic-gate runs (difflogic, lilogic,
+compactlogic: no crossbar counters) only that, for the gates in CMOS logic.
 The model and its sources are in :mod:`sims.energy` and ``docs/energy.md``.
 """
 
@@ -20,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 LABELS = {"bsl": "(a)", "high_precision": "(b)", "digital": "(c)"}
+LOGIC_NOTE = ("logic-gate network: training energy (on a GPU/CPU) is outside this model; "
+              "the table is the trained gates' inference in CMOS logic")
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +36,9 @@ def register(subparsers: Any) -> None:
             "Turn a finished run's operation counters (summary.json) into joules for (a) BSL on the "
             "crossbar, (b) high-precision training on the same crossbar and (c) digital CMOS; print "
             "each component in pJ per MAC and nJ per training sample, and the ratios (b)/(a), (c)/(a). "
-            "Constants, sources and assumptions: docs/energy.md."
+            "Also print the energy per inference (one sample classified) on the crossbar and in digital "
+            "CMOS; for logic-gate runs (difflogic, lilogic, compactlogic) only the energy per inference "
+            "of the gates in CMOS logic. Constants, sources and assumptions: docs/energy.md."
         ),
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by bsl train")
@@ -40,20 +47,35 @@ def register(subparsers: Any) -> None:
     p.add_argument("--verify-iterations", type=int, default=10, metavar="N",
                    help="(b): pulse-and-verify iterations of one analog-precision weight update (default 10)")
     p.add_argument("--dram", action="store_true", help="(c): read and write each weight in DRAM per step")
+    p.add_argument("--live-only", action="store_true",
+                   help="logic runs: price only the live gates (gate energy x live_gates / gates)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (joules)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Estimate and print."""
-    from sims.energy import load_constants, run_energy
+    from sims.energy import counts_from_summary, estimate, load_constants
+    from sims.inference_energy import format_inference, inference_energy, is_logic_run, load_summary
 
     constants = load_constants(args.constants)
-    report = run_energy(args.run_dir, constants, verify_iterations=args.verify_iterations, dram=args.dram)
+    summary = load_summary(args.run_dir)
+    per_inference = inference_energy(summary, constants, live_only=args.live_only)
+    if is_logic_run(summary):
+        if args.json:
+            print(json.dumps({"constants_j": dataclasses.asdict(constants), "inference": per_inference,
+                              "notes": [LOGIC_NOTE]}, indent=2))
+        else:
+            print(format_inference(per_inference, str(args.run_dir)) + f"\nnote: {LOGIC_NOTE}")
+        return 0
+    counts = counts_from_summary(summary)
+    report = estimate(counts, constants, verify_iterations=args.verify_iterations, dram=args.dram)
     if args.json:
-        print(json.dumps(as_dict(report, constants), indent=2))
+        print(json.dumps({**as_dict(report, constants), "inference": per_inference}, indent=2))
     else:
         print(format_report(report, str(args.run_dir)))
+        print(f"energy per inference (one sample classified; see docs/energy.md)\n"
+              f"{format_inference(per_inference)}")
     return 0
 
 
