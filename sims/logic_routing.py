@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import itertools
 import json
 import math
 import shutil
@@ -36,6 +35,8 @@ from bsl.logic.routing import (
     evaluate_routed,
 )
 from devices import DeviceModel, check_keys, get_preset, read_toml
+
+from .spec import swept_keys, swept_values
 
 DEVICE_PREFIX = "device."
 SETTINGS: dict[str, Any] = {
@@ -60,16 +61,11 @@ class RoutingSpec:
 
     @property
     def keys(self) -> list[str]:
-        keys = list(self.grid)
-        for p in self.points:
-            keys += [k for k in p if k not in keys]
-        return keys
+        return swept_keys(self.grid, self.points)
 
     def expand(self, n_layers: int) -> list[dict[str, Any]]:
         """Every point's swept values (``layer`` added, over every layer, when nowhere given)."""
-        combos = [dict(zip(self.grid, v, strict=True)) for v in itertools.product(*self.grid.values())] \
-            if self.grid else []
-        values = [*combos, *self.points]
+        values = swept_values(self.grid, self.points)
         if "layer" not in self.keys and self.base.get("layer") is None:
             values = [{**v, "layer": k} for v in values for k in range(n_layers)]
         return values
@@ -187,7 +183,7 @@ def evaluate_point(net: DiscreteNet, x: np.ndarray, y: np.ndarray, spec: Routing
         tolerance=float(s["tolerance_fraction"]) * model.g_range, max_pulses=int(s["max_pulses"]) or None,
         init=s["init"], batch=int(s["batch"]), compensate=bool(s["compensate"]), sense=str(s["sense"]))
     ratio = model.g_max / model.g_min if model.g_min > 0 else None
-    return {**values, "on_off_ratio": ratio, **{k: result[k] for k in METRICS}}
+    return {**values, "layer": int(s["layer"]), "on_off_ratio": ratio, **{k: result[k] for k in METRICS}}
 
 
 def run_routing_study(spec_path: str | Path, run: str | Path, out_dir: str | Path,

@@ -54,6 +54,21 @@ class Point:
         return re.sub(r"[^A-Za-z0-9_.=,-]", "_", ",".join(parts)) or "base"
 
 
+def swept_keys(grid: dict[str, list[Any]], points: list[dict[str, Any]]) -> list[str]:
+    """Every swept key of a ``[grid]`` and ``[[points]]``, grid keys first, in file order."""
+    keys = list(grid)
+    for p in points:
+        keys += [k for k in p if k not in keys]
+    return keys
+
+
+def swept_values(grid: dict[str, list[Any]], points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each point's swept values: the grid's combinations, then the listed points."""
+    combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] \
+        if grid else []
+    return [*combos, *points]
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     base: dict[str, Any]
@@ -63,17 +78,12 @@ class SweepSpec:
     @property
     def keys(self) -> list[str]:
         """Every swept key, grid keys first, in file order."""
-        keys = list(self.grid)
-        for p in self.points:
-            keys += [k for k in p if k not in keys]
-        return keys
+        return swept_keys(self.grid, self.points)
 
     def expand(self) -> list[Point]:
         """All points: the grid's combinations, then the listed points."""
-        combos = [dict(zip(self.grid, values, strict=True))
-                  for values in itertools.product(*self.grid.values())] if self.grid else []
         out = []
-        for values in [*combos, *self.points]:
+        for values in swept_values(self.grid, self.points):
             train = {k: v for k, v in values.items() if not k.startswith(DEVICE_PREFIX)}
             device = {k.removeprefix(DEVICE_PREFIX): v
                       for k, v in values.items() if k.startswith(DEVICE_PREFIX)}

@@ -230,3 +230,15 @@ def test_sensing_only_the_selected_tile_bounds_the_leakage_of_a_tall_layer() -> 
     assert selected["bit_error_rate"] < 0.3 * total["bit_error_rate"]
     with pytest.raises(ValueError, match="sense = 'both'"):
         evaluate_routed(net, x, y, 0, device, sense="both")
+
+
+def test_route_logic_with_one_layer_in_the_base_table(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(SWEEP.replace("[base]\n", "[base]\nlayer = 1\n"))
+    out = tmp_path / "study"
+    assert main(["route-logic", str(run), "--sweep", str(spec), "--out", str(out), "--workers", "1",
+                 "--progress", "false"]) == 0
+    with open(out / "results.csv") as f:
+        assert {r["layer"] for r in csv.DictReader(f)} == {"1"}
+    assert (out / "routing.png").stat().st_size > 1000

@@ -66,9 +66,12 @@ class LogicNet(nn.Module):
 
 
 def build_logic_layers(specs: list[LayerSpec], encoder: Encoder, input_shape: tuple[int, ...], wiring: str,
-                       candidates: int, wire_logit: float, gen: torch.Generator) -> list[LogicLayer]:
+                       candidates: int, wire_logit: float, gen: torch.Generator, *,
+                       at_most_inputs: bool = False) -> list[LogicLayer]:
     """Gate layers from a layer spec: ``N`` is a layer of N gates, ``cCkKsS`` a CompactLogic
-    logic convolution of C channels over K x K windows (``wiring='slots'`` only)."""
+    logic convolution of C channels over K x K windows (``wiring='slots'`` only).
+    ``at_most_inputs``: a top-K layer with fewer inputs than ``candidates`` takes them all
+    (for a default K; a K the user chose is checked instead)."""
     if not specs:
         raise ValueError("layers: a logic network needs at least one gate layer, e.g. --layers 2000,1000")
     levels = len(encoder.thresholds)
@@ -90,7 +93,8 @@ def build_logic_layers(specs: list[LayerSpec], encoder: Encoder, input_shape: tu
             layer = SlotGates(width, spec.size, gen, candidates=candidates)
             image = None
         else:
-            layer = WiredGates(width, spec.size, wiring, gen, candidates=candidates, wire_logit=wire_logit)
+            k = min(candidates, width) if at_most_inputs else candidates
+            layer = WiredGates(width, spec.size, wiring, gen, candidates=k, wire_logit=wire_logit)
             image = None
         layers.append(layer)
         width = layer.size

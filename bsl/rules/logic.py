@@ -158,10 +158,9 @@ class LogicRule(LearningRule):
             features *= d
         encoder = Encoder(s.encoding, s.threshold_values(), features)
         candidates = s.candidates or (4 if self.wiring == "slots" else 32)
-        if self.wiring == "topk":
-            candidates = min(candidates, encoder.bits) if not s.candidates else candidates
         gen = torch.Generator().manual_seed(Seeds(c.seed).weights_init)
-        layers = build_logic_layers(specs, encoder, input_shape, self.wiring, candidates, s.wire_logit, gen)
+        layers = build_logic_layers(specs, encoder, input_shape, self.wiring, candidates, s.wire_logit, gen,
+                                    at_most_inputs=not s.candidates)
         learn = s.tau_mode == "learned" or (s.tau_mode == "auto" and self.default_tau_mode == "learned")
         net = LogicNet(encoder, layers, n_classes, s.tau, learn)
         self.model = LogicModel(net, input_shape)
