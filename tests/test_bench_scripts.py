@@ -25,6 +25,8 @@ CASES = {
     "bench_traces.py": (["--train", "128", "--test", "32", "--epochs", "1", "--repeats", "1"],
                         ["median_recording_share", "slowdown"]),
     "bench_hil.py": (["--samples", "16", "--batch-size", "8"], ["commands_per_sample", "host_s_per_sample"]),
+    "bench_logic.py": (["--layers", "64,20", "--features", "16", "--samples", "100", "--repeats", "1"],
+                       ["speedup", "packed_samples_per_s", "torch_samples_per_s"]),
     "bench_sweep.py": (["--epochs", "1", "--seeds", "2", "--repeats", "1"],
                        ["speedup", "side_by_side_slowdown", "overhead_s_2_workers"]),
 }

@@ -113,3 +113,11 @@ def test_bad_logic_settings_get_one_line_and_exit_2(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()  # refused before anything was written
+
+
+def test_compactlogic_trains_a_logic_convolution_on_digits(tmp_path: Path) -> None:
+    s = train(config(tmp_path / "run", "compactlogic", layers="c8k3s1,400", epochs=4)).summary
+    assert s["test_accuracy_deterministic"] > 0.4  # chance 0.1
+    facts = s["layer_facts"][0]
+    assert (facts["channels"], facts["window"], facts["out_hw"], facts["gates"]) == (8, 3, [6, 6], 8 * 36)
+    assert s["logic"]["gates"] == 8 * 36 + 400
