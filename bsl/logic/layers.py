@@ -149,8 +149,16 @@ class WiredGates(LogicLayer):
         """``(2, size)`` argmax input indices."""
         if self.wiring == "random":
             return self.wires
-        best = self.wire_logits.detach().argmax(-1)
-        return best if self.wiring == "dense" else self.candidates.gather(2, best[..., None])[..., 0]
+        return self._argmax_inputs(self.wire_logits)
+
+    def _argmax_inputs(self, logits: Tensor, side: int | None = None) -> Tensor:
+        """Input index of the largest of ``logits`` (last axis; one ``side`` of them, or both):
+        itself for dense wiring, the matching candidate for top-K."""
+        best = logits.detach().argmax(-1)
+        if self.wiring == "dense":
+            return best
+        candidates = self.candidates if side is None else self.candidates[side]
+        return candidates.gather(-1, best[..., None])[..., 0]
 
     def _side(self, x: Tensor, side: int) -> Tensor:
         if self.wiring == "random" or self.is_frozen:
@@ -163,8 +171,7 @@ class WiredGates(LogicLayer):
             soft = F.embedding_bag(self.candidates[side], x, mode="sum", per_sample_weights=weights)
         if not self.straight_through:
             return soft
-        best = logits.detach().argmax(-1)
-        chosen = best if self.wiring == "dense" else self.candidates[side].gather(1, best[:, None])[:, 0]
+        chosen = self._argmax_inputs(logits, side)
         return straight_through(soft, F.embedding(chosen, x))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -34,9 +34,13 @@ class LogicNet(nn.Module):
             raise ValueError(f"layers: the last gate layer's {layers[-1].size} gates do not split into "
                              f"{classes} equal class groups; make it a multiple of {classes}")
         self.encoder, self.classes = encoder, classes
-        self.gate_modules = nn.ModuleList(layers)  # registers the parameters
-        self.gates: list[LogicLayer] = list(layers)
+        self.gate_modules = nn.ModuleList(layers)
         self.log_tau = nn.Parameter(torch.tensor(math.log(tau)), requires_grad=learn_tau)
+
+    @property
+    def gates(self) -> list[LogicLayer]:
+        """The gate layers, input to output."""
+        return [layer for layer in self.gate_modules if isinstance(layer, LogicLayer)]
 
     @property
     def tau(self) -> float:
