@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bsl.logic.gates import CONSTANT_OR_WIRE, GATE_NAMES, N_GATES, TRIVIAL
+from sims.binary_energy import BINARY_RULES, binary_digital_energy, binary_inference_energy
 from sims.energy import EnergyConstants, counts_from_summary
 
 LOGIC_RULES = frozenset({"difflogic", "lilogic", "compactlogic"})
@@ -164,6 +165,11 @@ def inference_energy(summary: dict[str, Any], k: EnergyConstants | None = None, 
     if not isinstance(summary, dict):
         raise ValueError("summary.json: not a JSON object")
     rule = summary.get("config", {}).get("rule") if isinstance(summary.get("config"), dict) else None
+    if rule in BINARY_RULES:
+        binary = binary_inference_energy(summary, k)
+        digital = binary_digital_energy(summary, k)
+        return {"kind": "binary", "rule": rule, "systems": {"binary": binary, "digital": digital},
+                "ratio": digital["total_j"] / binary["total_j"]}
     if is_logic_run(summary):
         if not isinstance(summary.get("logic"), dict):
             raise ValueError(f"summary.json: rule {rule} but no logic block (gate counts)")
@@ -194,5 +200,6 @@ def format_inference(report: dict[str, Any], where: str | None = None) -> str:
         lines.append(f"    {'total':<30}{'':>14}{s['total_j'] * 1e12:>14.4g}")
         lines += [f"note: {note}" for note in s.get("notes", [])]
     if "ratio" in report:
-        lines.append(f"  ratio digital / crossbar per inference: {report['ratio']:.4g}")
+        other = "binary crossbars" if report["kind"] == "binary" else "crossbar"
+        lines.append(f"  ratio digital / {other} per inference: {report['ratio']:.4g}")
     return "\n".join(lines)

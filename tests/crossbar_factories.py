@@ -50,7 +50,7 @@ class CrossbarFactory:
         return self.build(rows, cols, scheme)
 
 
-def _through_emulator(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
+def through_emulator(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
     """An :class:`~devices.hil.crossbar.InstrumentCrossbar` driving the bench emulator over TCP
     (pyvisa-py, the real drivers): the whole hardware path, with a simulated array behind
     it. Each build starts its own emulator, stopped when the crossbar is collected."""
@@ -92,7 +92,7 @@ def _simulated(preset: str, seed: int) -> Callable[[int, int, str], Crossbar]:
 FACTORIES: list[CrossbarFactory] = [
     CrossbarFactory(name="simulated-ideal", build=_simulated("ideal", 1234), exact=True, ideal=True),
     CrossbarFactory(name="simulated-rram", build=_simulated("rram", 1234), exact=False, ideal=False),
-    CrossbarFactory(name="emulated-bench-ideal", build=_through_emulator("ideal", 1234), exact=False,
+    CrossbarFactory(name="emulated-bench-ideal", build=through_emulator("ideal", 1234), exact=False,
                     ideal=True, max_shape=(12, 10)),
 ]
 """Every crossbar implementation under contract. Append instrument-backed arrays here."""

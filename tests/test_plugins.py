@@ -93,8 +93,8 @@ def test_builtin_commands_come_from_entry_points(capsys: pytest.CaptureFixture[s
     out, err = _help(capsys)
     assert err == ""
     names = _commands(out)
-    assert names == ["device-response", "emulator", "energy", "export-logic", "fit", "inspect", "plot",
-                     "route-logic", "sweep", "sweep-plot", "train"]
+    assert names == ["deploy-binary", "device-response", "emulator", "energy", "export-logic", "fit",
+                     "inspect", "plot", "route-logic", "sweep", "sweep-plot", "train"]
 
 
 def test_plugin_adds_a_command_and_a_rule(site: Path, monkeypatch: pytest.MonkeyPatch,

@@ -19,7 +19,8 @@ QUIET = PRESETS["rram"].replace(
 
 
 def test_both_registries_list_the_same_laws() -> None:
-    assert tuple(STEP_LAWS) == tuple(FIT_LAWS) == STEP_MODELS == ("linear", "exponential", "soft_bounds")
+    laws = ("linear", "exponential", "soft_bounds", "binary")
+    assert tuple(STEP_LAWS) == tuple(FIT_LAWS) == STEP_MODELS == laws
 
 
 @pytest.fixture

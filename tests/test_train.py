@@ -38,6 +38,8 @@ LEARNING_SETTINGS: dict[str, dict[str, Any]] = {
     "manhattan": dict(preset="rram", gain_scale=8.0, update_probability=1.0, dead_zone=0.2,
                       batch_reduce="sum", init_spread=0.3),
     **{rule: dict(layers="400,200", batch_size=16) for rule in ("difflogic", "lilogic", "compactlogic")},
+    "bold": dict(preset="binary_ideal", variation_lr=0.1),
+    **{rule: dict(binary_lr=0.01) for rule in ("boolnet", "bireal")},
 }
 """Per rule: settings with which 5 epochs on 600 digits learn well above chance (0.1)."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 
-from . import bsl, logic, manhattan, sgd  # noqa: E402,F401  (registration side effect)
+from . import bold, boolnet, bsl, logic, manhattan, sgd  # noqa: E402,F401  (registration side effect)
 from .base import RULES, DeviceRuleSettings, LearningRule, RuleSettings, StepStats, register
 
 __all__ = ["RULES", "DeviceRuleSettings", "LearningRule", "RuleSettings", "StepStats", "register", "get_rule",

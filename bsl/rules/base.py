@@ -121,12 +121,17 @@ class LearningRule(ABC):
     name: ClassVar[str] = ""
     uses_devices: ClassVar[bool] = True
     """False for software rules whose weights are float tensors."""
+    device_kind: ClassVar[str] = "analog"
+    """The devices a device rule needs: ``analog`` (many levels) or ``binary`` (two states,
+    ``step_model='binary'``); a preset of the other kind is refused."""
     settings: ClassVar[type[RuleSettings]] = RuleSettings
     """The dataclass of the rule's own settings (``config.rule_settings`` is one)."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self.rate_scale = 1.0
+        if self.uses_devices:
+            check_device_kind(self.name, self.device_kind, config.preset)
 
     def start_epoch(self, epoch: int) -> None:
         """Called by the loop before epoch ``epoch`` (0-based): anneals the learning rate
@@ -156,6 +161,26 @@ class LearningRule(ABC):
     @abstractmethod
     def train_step(self, net: Network, x: Tensor, target: Tensor, gen: torch.Generator) -> StepStats:
         """Forward, backward and update on one batch; ``target`` is one-hot ``(n, classes)``."""
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer | None, lr: float) -> None:
+    """Give every parameter group of ``optimizer`` (if any) the learning rate ``lr``."""
+    if optimizer is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def check_device_kind(rule: str, kind: str, preset: str) -> None:
+    """Refuse a device preset of the wrong kind for ``rule`` (ValueError, one line)."""
+    from devices import get_preset
+
+    binary = get_preset(preset).step_model == "binary"
+    if kind == "binary" and not binary:
+        fail("preset", preset, f"{rule} holds Boolean weights: it needs a binary device preset "
+             "(binary_ideal, binary_rram or a step_model = 'binary' file)")
+    if kind == "analog" and binary:
+        fail("preset", preset, f"is a two-state device: rule {rule} needs analog (multi-level) devices; "
+             "train Boolean weights with rule bold")
 
 
 def step_stats(p_out: Tensor, target: Tensor) -> StepStats:

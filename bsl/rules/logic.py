@@ -34,7 +34,7 @@ from ..logic.model import LogicModel, LogicNet, build_logic_layers
 from ..network import parse_layers
 from ..seeds import Seeds
 from ..settings import fail
-from .base import LearningRule, RuleSettings, StepStats, register
+from .base import LearningRule, RuleSettings, StepStats, register, set_learning_rate
 
 Wiring = Literal["auto", "random", "dense", "topk", "slots"]
 TauMode = Literal["auto", "fixed", "learned"]
@@ -171,9 +171,7 @@ class LogicRule(LearningRule):
     def start_epoch(self, epoch: int) -> None:
         super().start_epoch(epoch)
         self.epoch = epoch
-        if self.optimizer is not None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.s.adam_lr * self.rate_scale
+        set_learning_rate(self.optimizer, self.s.adam_lr * self.rate_scale)
         self._set_straight_through()
 
     def _set_straight_through(self) -> None:

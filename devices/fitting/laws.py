@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..sim.steps import NU_FLOOR, STEP_LAWS
+from ..sim.steps import BINARY_VELOCITY, NU_FLOOR, STEP_LAWS
 
 #: Upper bound of the fitted nonlinearity ``nu`` (beyond it the law is a step function).
 NU_MAX = 30.0
@@ -123,6 +123,20 @@ class _SoftBounds(FitLaw):
     def pulses_to_far_bound(self, u0: np.ndarray, dp: float, nu: float, level: float) -> np.ndarray:
         rest = 1.0 - level
         return np.log(rest / np.maximum(1.0 - u0, rest)) / math.log1p(-dp)
+
+
+@fit_law("binary")
+class _Binary(FitLaw):
+    """Two states: the first pulse reaches the far bound (``dp`` and ``nu`` play no part)."""
+
+    def branch(self, u: np.ndarray, n: np.ndarray, dp: np.ndarray, nu: np.ndarray) -> np.ndarray:
+        return u + BINARY_VELOCITY * n
+
+    def slopes(self, u: np.ndarray, dp: float, nu: float) -> tuple[np.ndarray, np.ndarray]:
+        return np.full_like(u, BINARY_VELOCITY), np.ones_like(u)
+
+    def pulses_to_far_bound(self, u0: np.ndarray, dp: float, nu: float, level: float) -> np.ndarray:
+        return (u0 < 1.0).astype(np.float64)
 
 
 def law_has_nu(model: str) -> bool:

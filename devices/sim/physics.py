@@ -24,6 +24,18 @@ Step models (normalized state ``w = (G - g_min) / (g_max - g_min)`` in [0, 1],
     ``dw(w) = dw_min (1 - w)`` for SET, i.e. ``w' = 1 - (1 - w) (1 - dp)^n``.
     Here ``dw_min`` is the step at the near bound.
 
+``binary``
+    A two-state (filamentary) device: one effective pulse sets it to its high-conductance
+    state (SET) or resets it to its low one (RESET), whatever its state; ``dw_min`` must be
+    the range ``g_max - g_min`` (so program-and-verify sends one pulse per switch).
+
+Any law: each pulse is effective with probability ``switch_probability`` (a pulse that
+fails leaves the device as it was), so ``n`` pulses give ``Binomial(n, p)`` effective
+ones; a binary device switches within ``n`` pulses with probability ``1 - (1 - p)^n``.
+:func:`poisson_switching_probability` gives ``p`` of a pulse of a given voltage and width.
+Retention failure (``retention_tau``): while the simulated clock runs, each device falls
+back to its ``g_min`` at the rate ``1 / retention_tau``.
+
 Cycle-to-cycle noise (``dw_min_std``) is multiplicative on each pulse's advance in
 pulse space: pulse ``k`` advances ``p`` by ``dp (1 + dw_min_std xi_k)``. Since the
 state depends on ``p`` only, ``n`` pulses advance it by ``dp (n + dw_min_std sqrt(n) xi)``
@@ -40,7 +52,7 @@ from typing import Any, Literal
 from ..toml_io import check_keys, refuse
 from .steps import STEP_LAWS
 
-StepModel = Literal["linear", "exponential", "soft_bounds"]
+StepModel = Literal["linear", "exponential", "soft_bounds", "binary"]
 #: The built-in step laws (registered in :mod:`devices.sim.steps`; a law registered later
 #: with :func:`devices.sim.steps.step_law` is accepted by validation too).
 STEP_MODELS: tuple[str, ...] = tuple(STEP_LAWS)
@@ -82,6 +94,11 @@ class DeviceModel:
     """Device-to-device std of ``nu_up`` and ``nu_down`` (absolute)."""
     abrupt_reset: bool = False
     """If true, any RESET pulse sends the device to its ``g_min`` (PCM amorphization)."""
+
+    switch_probability: float = 1.0
+    """Probability that one pulse takes effect (a failed pulse leaves the device as it was), in (0, 1]."""
+    retention_tau: float = 0.0
+    """Mean time before a device loses its state and falls to its ``g_min``, s; 0 = never."""
 
     read_noise_std: float = 0.0
     """Std of each read of a device, relative to its conductance (fresh at every read)."""
@@ -183,6 +200,12 @@ def _validate(m: DeviceModel) -> None:
         _fail("n_levels", m.n_levels, "must be an integer")
     if m.n_levels == 1 or m.n_levels < 0:
         _fail("n_levels", m.n_levels, "must be 0 (continuous) or >= 2")
+    if not 0 < m.switch_probability <= 1:
+        _fail("switch_probability", m.switch_probability, "must lie in (0, 1]")
+    if m.retention_tau < 0:
+        _fail("retention_tau", m.retention_tau, "must be >= 0 s (0 = no retention failure)")
+    if m.step_model == "binary":
+        _validate_binary(m)
     if m.drift_t0 <= 0:
         _fail("drift_t0", m.drift_t0, "must be > 0 s")
     if m.v_read <= 0:
@@ -207,9 +230,32 @@ def _validate(m: DeviceModel) -> None:
         _fail("drift_nu_dtod", m.drift_nu_dtod, "drift_nu - 3 sigma must stay >= 0")
 
 
+def _validate_binary(m: DeviceModel) -> None:
+    if abs(m.dw_min - m.g_range) > 1e-6 * m.g_range:
+        _fail("dw_min", m.dw_min,
+              f"a binary device's step is its whole range g_max - g_min = {m.g_range!r} S")
+    for name in ("dw_min_dtod", "dw_min_std", "up_down", "up_down_dtod", "n_levels"):
+        if getattr(m, name):
+            _fail(name, getattr(m, name), "does not apply to step_model='binary' (two states): must be 0")
+    if m.abrupt_reset:
+        _fail("abrupt_reset", m.abrupt_reset, "does not apply to step_model='binary' (every RESET is abrupt)")
+
+
+def poisson_switching_probability(voltage: float, width: float, tau0: float, v0: float) -> float:
+    """Probability that one pulse of ``voltage`` (V) and ``width`` (s) switches a filamentary
+    device whose switching is a Poisson process of mean waiting time ``tau0 exp(-V / v0)``
+    (Jo, Kim, Lu, Nano Lett. 9, 496 (2009); Gaba et al., Nanoscale 5, 5872 (2013)):
+    ``1 - exp(-width / (tau0 exp(-voltage / v0)))``. ``tau0`` in s, ``v0`` in V."""
+    for name, value in (("voltage", voltage), ("width", width), ("tau0", tau0), ("v0", v0)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} = {value!r}: must be a finite number > 0")
+    return -math.expm1(-width / (tau0 * math.exp(-voltage / v0)))
+
+
 def model_fields() -> list[dataclasses.Field[Any]]:
     """The dataclass fields of :class:`DeviceModel` (for docs and CLIs)."""
     return list(dataclasses.fields(DeviceModel))
 
 
-__all__ = ["DeviceModel", "STEP_MODELS", "DTOD_TRUNCATION", "StepModel", "model_fields"]
+__all__ = ["DeviceModel", "STEP_MODELS", "DTOD_TRUNCATION", "StepModel", "model_fields",
+           "poisson_switching_probability"]

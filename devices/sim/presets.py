@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..toml_io import read_toml, write_toml_tables
-from .physics import DeviceModel
+from .physics import DeviceModel, poisson_switching_probability
 
 DEFAULT_PRESET = "rram"
 
@@ -85,7 +85,36 @@ PRESETS: dict[str, DeviceModel] = {
         "Nature 2018; large step stochasticity (Nandakumar et al., J. Appl. Phys. 2018); "
         "drift exponent 0.05 (Le Gallo & Sebastian, J. Phys. D 2020). Use scheme='set_only'.",
     ),
+    "binary_ideal": DeviceModel(
+        g_min=0.0,
+        g_max=100e-6,
+        step_model="binary",
+        dw_min=100e-6,
+        source="Idealized two-state device: 0 S off, 100 uS on, every pulse switches, no noise "
+        "(the Boolean weight of BOLD / BoolNet as a perfect memory cell).",
+    ),
+    "binary_rram": DeviceModel(
+        g_min=5e-6,
+        g_max=100e-6,
+        g_min_dtod=0.015,
+        g_max_dtod=0.05,
+        step_model="binary",
+        dw_min=95e-6,
+        switch_probability=round(poisson_switching_probability(3.2, 1e-3, 2.85e5, 0.156), 3),
+        read_noise_std=0.02,
+        stuck_off_fraction=0.005,
+        stuck_on_fraction=0.005,
+        source="Noisy binary (filamentary) RRAM. LRS 10 kOhm, HRS 200 kOhm (on/off 20), typical "
+        "of HfOx 1T1R cells (Wong et al., Proc. IEEE 100, 1951 (2012)); spread 5% of the window on "
+        "the LRS, 1.4 uS (28%) on the HRS, the wider of the two as there; switching probability "
+        "per pulse 0.942: Poisson switching with waiting time 2.85e5 s exp(-V / 0.156 V) of Ag/a-Si "
+        "cells (Jo, Kim, Lu, Nano Lett. 9, 496 (2009)) for a 3.2 V, 1 ms pulse; 2% read noise and "
+        "1% stuck cells as the rram preset.",
+    ),
 }
+
+BINARY_PRESETS = frozenset(name for name, model in PRESETS.items() if model.step_model == "binary")
+"""The built-in two-state presets (for rules that need, or cannot use, binary devices)."""
 
 
 def preset_names() -> list[str]:

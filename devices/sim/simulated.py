@@ -10,6 +10,9 @@ Non-idealities, each from :class:`devices.sim.physics.DeviceModel`:
   per device and read. For an array read this is summed exactly in distribution:
   ``I_j = sum_i V_i W_ij + read_noise_std sqrt(sum_i V_i^2 (G+_ij^2 + G-_ij^2)) xi_j``;
 * stuck devices at ``g_min`` or ``g_max`` (they ignore pulses, which are still counted);
+* pulses that fail: each takes effect with probability ``switch_probability``;
+* two-state devices (``step_model='binary'``: one effective pulse switches), optional
+  retention failure (``retention_tau``: devices fall to ``g_min`` as the clock runs);
 * optional quantization to ``n_levels`` per device, applied on every write;
 * optional power-law drift ``G(t) = G_prog ((t - t_prog + t0) / t0)^(-drift_nu)``, where
   the clock only moves through :meth:`SimulatedCrossbar.advance_time` and a pulse
@@ -18,6 +21,7 @@ Non-idealities, each from :class:`devices.sim.physics.DeviceModel`:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +127,8 @@ class SimulatedCrossbar(Crossbar):
             w0 = 0.5 + init_spread * (w0 - 0.5)
         elif init != "random":
             w0.fill_({"min": 0.0, "max": 1.0}[init])
+        if m.step_model == "binary":  # two states: in the high one with probability w0
+            w0 = (torch.rand(shape, generator=gen, **kw) < w0).to(self.dtype)
         self._prepare_laws()
         self.g = self.g_lo + self._settle(w0, self._free, self._stuck_high) * self._span
         self.t_prog = torch.zeros(shape, **kw)
@@ -228,6 +234,8 @@ class SimulatedCrossbar(Crossbar):
             return t.reshape(2, -1).index_select(1, flat).view_as(direction)
 
         a = pulses
+        if m.switch_probability < 1:  # each pulse takes effect with this probability
+            a = torch.binomial(a, torch.full_like(a, m.switch_probability), generator=self._noise)
         if m.dw_min_std > 0:
             noise = torch.randn(a.shape, generator=self._noise, **self._kw)
             a = a + m.dw_min_std * a.sqrt() * noise
@@ -272,6 +280,10 @@ class SimulatedCrossbar(Crossbar):
             raise ValueError(f"seconds = {seconds!r}: must be >= 0")
         self.time += float(seconds)
         self._cache = None
+        tau = self.model.retention_tau
+        if tau > 0 and seconds > 0:  # retention failure: a device falls to its g_min
+            lost = torch.rand(self.g.shape, generator=self._noise, **self._kw) < -math.expm1(-seconds / tau)
+            self.g = torch.where(lost & self._free.bool(), self.g_lo, self.g)
 
     def conductances(self) -> Tensor:
         """The true (noise-free, drifted) conductances ``(2, rows, cols)``, S. Not counted

@@ -16,7 +16,9 @@ soft_bounds     ``(1, -log(1 - dp))``      ``(0, -log(1 - dp))``
 exponential     ``(1/c, nu dp)``           ``(1 - 1/c, nu dp)``, ``c = 1 - exp(-nu)``
 ==============  =========================  ==========================
 
-The linear law is ``w' = w + v a`` with velocity ``v = +dp`` (SET) or ``-dp`` (RESET).
+The linear law is ``w' = w + v a`` with velocity ``v = +dp`` (SET) or ``-dp`` (RESET); the
+``binary`` law is the same with ``v = +-2`` whatever ``dp``: one effective pulse switches a
+two-state device to its low- (SET) or high-resistance (RESET) state.
 Results saturate at the physical bounds 0 and 1. :mod:`devices.fitting` has a numpy
 twin of these laws (float64, with derivatives) for least squares.
 
@@ -35,6 +37,9 @@ from torch import Tensor
 #: The exponential law is evaluated with nu >= this floor (its nu -> 0 limit is the
 #: linear law; at 1e-6 the two differ by about 1e-6 of a step).
 NU_FLOOR = 1e-6
+
+#: The binary law's velocity per pulse: any state in [0, 1] reaches its bound in one pulse.
+BINARY_VELOCITY = 2.0
 
 #: ``(dp, nu, set_pulse) -> (first, rate)``: the per-device coefficients of one branch.
 Coefficients = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor]]
@@ -95,6 +100,12 @@ def _exponential(dp: Tensor, nu: Tensor, set_pulse: bool) -> tuple[Tensor, Tenso
 def _soft_bounds(dp: Tensor, nu: Tensor, set_pulse: bool) -> tuple[Tensor, Tensor]:
     target = torch.ones_like(dp) if set_pulse else torch.zeros_like(dp)
     return target, -torch.log1p(-dp)
+
+
+@step_law("binary", additive=True)
+def _binary(dp: Tensor, nu: Tensor, set_pulse: bool) -> tuple[Tensor, Tensor]:
+    # Two states: one effective pulse moves any state in [0, 1] past its bound (velocity 2).
+    return torch.full_like(dp, BINARY_VELOCITY if set_pulse else -BINARY_VELOCITY), torch.zeros_like(dp)
 
 
 def law_coefficients(dp: Tensor, nu: Tensor, model: str, set_pulse: bool) -> tuple[Tensor, Tensor]:

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     constants = load_constants(args.constants)
     summary = load_summary(args.run_dir)
     per_inference = inference_energy(summary, constants, live_only=args.live_only)
+    if per_inference["kind"] == "binary":
+        return _binary(args, summary, constants, per_inference)
     if is_logic_run(summary):
         if args.json:
             print(json.dumps({"constants_j": dataclasses.asdict(constants), "inference": per_inference,
@@ -114,3 +116,30 @@ def format_report(report: Any, where: str) -> str:
     lines.append("* not part of the MAC operations (updates, gradients, verify reads); per MAC: amortized")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def _binary(args: argparse.Namespace, summary: dict[str, Any], constants: Any,
+            per_inference: dict[str, Any]) -> int:
+    """bold, boolnet, bireal: the energy per inference; for bold also its training per sample."""
+    from sims.binary_energy import bold_training_energy
+    from sims.inference_energy import format_inference
+
+    training = bold_training_energy(summary, constants) if per_inference["rule"] == "bold" else None
+    note = None if training else (f"{per_inference['rule']}: trained in software (latent float weights); "
+                                  "the table is the deployed network's inference on binary crossbars")
+    if args.json:
+        print(json.dumps({"constants_j": dataclasses.asdict(constants), "inference": per_inference,
+                          "training_per_sample": training, "notes": [note] if note else []}, indent=2))
+        return 0
+    print(format_inference(per_inference, str(args.run_dir)))
+    if training:
+        print(f"  {training['name']} ({training['samples']:,} samples, {training['steps']:,} updates, "
+              f"{training['accumulator_bits']}-bit accumulators)")
+        print(f"    {'':36}{'count/sample':>14}{'nJ/sample':>12}")
+        for name, joules in training["components_j"].items():
+            print(f"    {name:<36}{training['counts'][name]:>14,}{joules * 1e9:>12.4g}")
+        print(f"    {'total':<36}{'':>14}{training['total_j'] * 1e9:>12.4g}")
+    if note:
+        print(f"note: {note}")
+    return 0
+
