@@ -9,11 +9,13 @@ evaluations of the same unchanged network may differ by a few samples even in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .network import Network
+from .network import INFERENCE_MODES, Network
 
 EVAL_CHUNK = 2000
 """Samples per forward pass (fixed: the random draws of a run depend on it)."""
@@ -47,4 +49,23 @@ def evaluate(net: Network, x: Tensor, y: Tensor, mode: str, samples: int, seed: 
             p = net.predict(chunk, mode, samples, gen, on_pass=done)
             correct += int((p.argmax(1) == y[start:start + EVAL_CHUNK]).sum())
     return correct / max(len(y), 1)
+
+
+@torch.no_grad()
+def deterministic_probabilities(module: torch.nn.Module, scores: Callable[[Tensor], Tensor], x: Tensor,
+                                mode: str, on_pass: Callable[[], None] | None = None) -> Tensor:
+    """``softmax(scores(x))`` with ``module`` in eval mode (restored after), for networks with no
+    randomness of their own (BOLD, BoolNet: both inference modes give it); ``on_pass`` is
+    called once."""
+    if mode not in INFERENCE_MODES:
+        raise ValueError(f"inference mode {mode!r}: choose one of {INFERENCE_MODES}")
+    was = module.training
+    module.eval()
+    try:
+        out = torch.softmax(scores(x), -1)
+    finally:
+        module.train(was)
+    if on_pass is not None:
+        on_pass()
+    return out
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..evaluation import deterministic_probabilities
 from ..stores import WeightStore
 from .layers import BooleanLayer, boolean_sign
 
@@ -71,15 +72,5 @@ class BoldModel:
                 on_pass: Callable[[], None] | None = None) -> Tensor:
         """Class probabilities of the deployed network (both modes: it has no randomness of its
         own; read noise comes from the devices)."""
-        if mode not in ("deterministic", "stochastic"):
-            raise ValueError(f"inference mode {mode!r}: choose deterministic or stochastic")
-        was = self.net.training
-        self.net.eval()
-        try:
-            out = torch.softmax(self.net.infer(x), -1)
-        finally:
-            self.net.train(was)
-        if on_pass is not None:
-            on_pass()
-        return out
+        return deterministic_probabilities(self.net, self.net.infer, x, mode, on_pass)
 

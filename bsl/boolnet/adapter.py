@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..evaluation import deterministic_probabilities
 from ..stores import WeightStore
 from .binarize import BinaryConv2d, BinaryLinear
 from .model import BinaryNet
@@ -118,14 +119,7 @@ class BinaryNetModel:
     def predict(self, x: Tensor, mode: str, samples: int, gen: torch.Generator,
                 on_pass: Callable[[], None] | None = None) -> Tensor:
         """Class probabilities with eval statistics (both modes: the network is deterministic)."""
-        if mode not in ("deterministic", "stochastic"):
-            raise ValueError(f"inference mode {mode!r}: choose deterministic or stochastic")
-        was = self.net.training
-        self.net.eval()
-        try:
-            out = torch.softmax(self.net(x), -1)
-        finally:
-            self.net.train(was)
+        out = deterministic_probabilities(self.net, self.net, x, mode)
         for view in self.layers:
             view.store.count_pass(len(x))  # type: ignore[attr-defined]
         if on_pass is not None:
