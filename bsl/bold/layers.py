@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from ..boolnet.binarize import folded_threshold
 from ..stores import WeightStore
 
 Surrogate = Literal["triangle", "tanh", "box"]
@@ -97,16 +98,8 @@ class BooleanLayer(nn.Module):
     @torch.no_grad()
     def thresholds(self) -> tuple[Tensor, Tensor]:
         """The normalisation folded into comparators (eval statistics): ``(theta, polarity)``
-        with ``x' = T`` iff ``polarity (x W - theta) >= 0``."""
-        n = self.norm
-        assert n.running_mean is not None and n.running_var is not None
-        sigma = (n.running_var + n.eps).sqrt()
-        gamma = n.weight
-        theta = n.running_mean - n.bias * sigma / torch.where(gamma == 0, torch.ones_like(gamma), gamma)
-        polarity = torch.where(gamma >= 0, 1.0, -1.0)
-        # gamma == 0: the output is the sign of the offset alone, whatever the read.
-        theta = torch.where(gamma == 0, torch.where(n.bias >= 0, -torch.inf, torch.inf), theta)
-        return theta, polarity
+        with ``x' = T`` iff ``polarity (x W - theta) >= 0`` (the product is unscaled)."""
+        return folded_threshold(self.norm, torch.ones(self.n_out))
 
     @torch.no_grad()
     def infer(self, x: Tensor) -> Tensor:

@@ -39,13 +39,13 @@ class LatentStore(WeightStore):
         return latent.reshape(latent.shape[0], -1).T
 
     def forward(self, x: Tensor) -> Tensor:
-        return x @ torch.where(self._matrix() >= 0, 1.0, -1.0)
+        return x @ self.layer.crossbar_matrix()
 
     def backward(self, d: Tensor) -> Tensor:
-        return d @ torch.where(self._matrix() >= 0, 1.0, -1.0).T
+        return d @ self.layer.crossbar_matrix().T
 
     def weights(self) -> Tensor:
-        return torch.where(self._matrix() >= 0, 1.0, -1.0)
+        return self.layer.crossbar_matrix()
 
     def count_pass(self, samples: int) -> None:
         self._reads += samples
