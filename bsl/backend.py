@@ -28,7 +28,8 @@ def backend_for(config: TrainConfig, n_layers: int) -> Backend:
                        limits=config.limits, resource=config.resource, visa_library=config.visa_library)
     seeds = Seeds(config.seed)
     return Backend("simulator", config.preset, config.scheme,
-                   seeds=tuple(seeds.devices(i) for i in range(n_layers)), init_spread=config.init_spread)
+                   seeds=tuple(seeds.devices(i) for i in range(n_layers)), init_spread=config.init_spread,
+                   torch_device=config.torch_device)
 
 
 def layer_shapes(config: TrainConfig, input_shape: tuple[int, ...], n_classes: int) -> list[tuple[int, int]]:
@@ -40,7 +41,8 @@ def make_stores(config: TrainConfig, uses_devices: bool, shapes: list[tuple[int,
     """One weight store per shape: crossbars from the device layer, or float tensors."""
     if not uses_devices:
         gen = torch.Generator().manual_seed(Seeds(config.seed).weights_init)
-        return [FloatStore(config.init_spread * random_float_weights(rows, cols, gen))
+        return [FloatStore(
+            (config.init_spread * random_float_weights(rows, cols, gen)).to(config.torch_device))
                 for rows, cols in shapes]
     backend = backend_for(config, len(shapes))
     main = open_crossbars(backend, shapes)

@@ -40,7 +40,7 @@ from .network import parse_layers
 from .rules import get_rule
 from .traces import SEGMENT_ROWS, step_dtype
 
-SIM_RESIDENT, SIM_WORKSPACE, SIM_CHECKPOINT = 74, 120, 38
+SIM_RESIDENT, SIM_WORKSPACE, SIM_CHECKPOINT = 75, 120, 38
 """Simulated crossbar, B per device: held, update peak (largest array), checkpoint copy."""
 CARRY_RESIDENT, CARRY_WORKSPACE = 4, 220
 """Periodic carry, B per device: the mid-range target, transfer peak (largest layer)."""

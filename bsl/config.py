@@ -39,9 +39,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import torch
 
 from devices import DEFAULT_PRESET, PRESETS, check_keys, get_preset, read_toml, write_toml_tables
 
@@ -89,6 +92,9 @@ class TrainConfig:
     """``visa``: VISA resource of the SMU, overriding the wiring file's."""
     visa_library: str = ""
     """``visa``: PyVISA backend, e.g. ``@py`` (pyvisa-py); empty = PyVISA's default."""
+    torch_device: str = "cpu"
+    """Torch device of the run's tensors and simulated arrays: ``cpu``, ``cuda`` or
+    ``cuda:N`` (simulator and float weights; the instrument path runs on ``cpu``)."""
     preset: str = DEFAULT_PRESET
     """Device preset name or preset TOML file."""
     scheme: Scheme = "push_pull"
@@ -219,6 +225,7 @@ def _validate(c: TrainConfig) -> None:
     check_types(c, skip=("rule_settings",))  # Literal fields (device, scheme, inference) too
     if c.dataset not in DATASETS:
         _fail("dataset", c.dataset, f"choose one of {DATASETS}")
+    _validate_torch_device(c)
     if c.device == "visa":
         _validate_bench(c)
     for name in ("epochs", "batch_size", "eval_samples"):
@@ -237,6 +244,22 @@ def _validate(c: TrainConfig) -> None:
         _fail("gain_scale", c.gain_scale, "must be a finite number > 0")
     get_preset(c.preset)  # an unknown preset or a bad preset file fails here, for every rule
     parse_layers(c.layers)
+
+
+def _validate_torch_device(c: TrainConfig) -> None:
+    """``cpu``, or a CUDA device that this machine has (simulator only)."""
+    if c.torch_device == "cpu":
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", c.torch_device):
+        _fail("torch_device", c.torch_device, "must be 'cpu', 'cuda' or 'cuda:N'")
+    if not torch.cuda.is_available():
+        _fail("torch_device", c.torch_device, "CUDA is not available on this machine (torch "
+              f"{torch.__version__}); use 'cpu'")
+    index = int(c.torch_device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        _fail("torch_device", c.torch_device, f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if c.device == "visa":
+        _fail("torch_device", c.torch_device, "the instrument path runs on 'cpu'")
 
 
 def _validate_bench(c: TrainConfig) -> None:

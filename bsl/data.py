@@ -10,6 +10,7 @@ MD5 check when online.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -72,6 +73,13 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample: ``(channels, height, width)``."""
         return tuple(self.x_train.shape[1:])
+
+    def to(self, device: str | torch.device) -> Dataset:
+        """The same data on a torch device (itself where it is there already)."""
+        if self.x_train.device == torch.device(device):
+            return self
+        return dataclasses.replace(self, **{k: getattr(self, k).to(device)
+                                            for k in ("x_train", "y_train", "x_test", "y_test")})
 
 
 def load_dataset(

@@ -33,7 +33,7 @@ def evaluate(net: Network, x: Tensor, y: Tensor, mode: str, samples: int, seed: 
     """Accuracy of ``net`` on ``(x, y)`` in an inference mode (see :mod:`bsl.network`),
     in [0, 1]. With ``progress``, a transient bar ``evaluating <what> (<mode>)`` counts
     sample passes (``samples`` per sample in ``stochastic`` mode)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
     passes = samples if mode == "stochastic" else 1
     label = f"{mode}, K={samples}" if mode == "stochastic" else mode
     desc = " ".join(filter(None, ["evaluating", what, f"({label})"]))

@@ -134,17 +134,17 @@ class _Session:
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None) -> None:
         self.config = config
-        self.data = dataset or load_dataset(
+        self.data = (dataset or load_dataset(
             config.dataset, data_dir=config.data_dir or None, seed=config.seed,
             train_limit=config.train_limit, test_limit=config.test_limit,
-        )
+        )).to(config.torch_device)
         check_run(config, self.data)  # refuses, in one line, what cannot fit memory or disk
         self.rule: LearningRule = get_rule(config.rule)(config)
         self.net = self.rule.build_model(self.data.input_shape, self.data.n_classes) or build_model(
             config, self.rule.uses_devices, self.data.input_shape, self.data.n_classes)
         self.stores = self.net.stores()
         self.seeds = Seeds(config.seed)
-        self.gen = torch.Generator().manual_seed(self.seeds.training)
+        self.gen = torch.Generator(device=config.torch_device).manual_seed(self.seeds.training)
         self.order = torch.Generator().manual_seed(self.seeds.data_order)
         self.loop = LoopState()
         self.run_dir = Path(".")
@@ -246,7 +246,7 @@ class _Session:
         if loop.position == 0 or loop.perm is None:
             loop.perm = torch.randperm(n, generator=self.order)
             self.rule.start_epoch(epoch)
-        eye = torch.eye(data.n_classes)
+        eye = torch.eye(data.n_classes, device=data.x_train.device)
         t0 = time.perf_counter()
         with tqdm(total=n, initial=loop.position, desc=f"epoch {epoch + 1}/{c.epochs}", unit="sample",
                   disable=not c.progress, leave=True, dynamic_ncols=True) as bar:

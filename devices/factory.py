@@ -75,6 +75,8 @@ class Backend:
     resource: str = ""
     """Instruments: SMU resource overriding the wiring file's ('' keeps it)."""
     visa_library: str = ""
+    torch_device: str = "cpu"
+    """Simulator: the torch device of the arrays' state (``cpu``, ``cuda``, ``cuda:N``)."""
 
     def with_seeds(self, seeds: tuple[int, ...], init_spread: float) -> Backend:
         """The same backend with other seeds and spread (e.g. periodic carry's low-significance arrays)."""
@@ -108,7 +110,7 @@ def open_crossbars(backend: Backend, shapes: list[tuple[int, int]]) -> list[Cros
 
         return [SimulatedCrossbar(rows, cols, backend.preset, seed=backend.seeds[k],
                                   scheme=backend.scheme,  # type: ignore[arg-type]
-                                  init="mid", init_spread=backend.init_spread)
+                                  init="mid", init_spread=backend.init_spread, device=backend.torch_device)
                 for k, (rows, cols) in enumerate(shapes)]
     from .hil.bench import HilBench
     from .hil.crossbar import InstrumentCrossbar

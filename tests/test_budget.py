@@ -31,13 +31,13 @@ def test_estimate_of_a_small_run_by_hand() -> None:
     assert [(s.rows, s.cols, s.positions) for s in b.layers] == [(65, 16, 1), (17, 10, 1)]
     assert b.devices == 2420 and b.total_steps == 90 and b.snapshots == 16
     assert b.memory == {
-        "crossbars": 74 * 2420,
+        "crossbars": 75 * 2420,
         "update workspace": 120 * 2 * 1040,  # the largest array's update (> 38 B x 2420 checkpoint copy)
         "batch activations": 4 * 8 * ((3 * 65 + 8 * 16) + (3 * 17 + 8 * 10)),
         "evaluation": 4 * 240 * (3 * 65 + 6 * 16),  # chunk = all 240 training samples, layer 0
         "per-epoch records": 700 * 3,
     }
-    assert b.memory_bytes == 74 * 2420 + 700 * 3 + max(120 * 2 * 1040 + 14_528, 279_360)
+    assert b.memory_bytes == 75 * 2420 + 700 * 3 + max(120 * 2 * 1040 + 14_528, 279_360)
     assert b.disk == {
         "steps": 90 * 64,  # one segment of 90 rows of 64 B (2 layers)
         "snapshots": 16 * (4 * 2 * 1210 + 64 * 2 * 2),
@@ -106,7 +106,7 @@ def test_train_refuses_huge_layers_before_allocating(
     out = tmp_path / "run"
     assert main(["train", "--layers", "100000000", "--progress", "false", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("bsl train: error: this run needs about 4.56 TB of memory")
+    assert err.count("\n") == 1 and err.startswith("bsl train: error: this run needs about 4.57 TB of memory")
     assert "but 21.3 GB are available; use smaller --layers" in err
     assert not out.exists()  # refused before the run folder is made
 

@@ -126,10 +126,16 @@ class LearningRule(ABC):
     ``step_model='binary'``); a preset of the other kind is refused."""
     settings: ClassVar[type[RuleSettings]] = RuleSettings
     """The dataclass of the rule's own settings (``config.rule_settings`` is one)."""
+    torch_device_types: ClassVar[tuple[str, ...]] = ("cpu",)
+    """The torch device types (``config.torch_device``) the rule's code is written for."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self.rate_scale = 1.0
+        device_type = torch.device(getattr(config, "torch_device", "cpu")).type
+        if device_type not in self.torch_device_types:
+            fail("torch_device", config.torch_device,
+                 f"rule {self.name} runs on {self.torch_device_types} only")
         if self.uses_devices:
             check_device_kind(self.name, self.device_kind, config.preset)
 

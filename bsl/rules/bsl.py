@@ -61,6 +61,8 @@ class BslSettings(DeviceRuleSettings):
 class BinaryStochasticLearning(LearningRule):
     """The paper's rule on device weights: :func:`backprop` with binarizing hooks."""
 
+    torch_device_types = ("cpu", "cuda")
+
     settings = BslSettings
 
     @torch.no_grad()

@@ -28,6 +28,8 @@ from .base import (
 class Manhattan(LearningRule):
     """Sign-of-gradient pulses on device weights."""
 
+    torch_device_types = ("cpu", "cuda")
+
     settings = DeviceRuleSettings
 
     @torch.no_grad()

@@ -36,6 +36,8 @@ class SgdSettings(RuleSettings):
 class SoftwareSGD(LearningRule):
     """Plain minibatch SGD on float weights."""
 
+    torch_device_types = ("cpu", "cuda")
+
     uses_devices = False
     settings = SgdSettings
 

@@ -30,11 +30,12 @@ import torch
 from torch import Tensor
 
 from ..interface import SCHEMES, Crossbar, OpCounters, Scheme
-from .physics import DTOD_TRUNCATION, DeviceModel
+from .accel import resolve_kernel
+from .draws import INIT_STATES, draw_devices
+from .physics import DeviceModel
 from .presets import resolve_model
 from .steps import advance, law_coefficients
 
-INIT_STATES = ("mid", "min", "max", "random")
 #: A pulse update computes only the pulsed cells when they are fewer than this fraction
 #: of the selected ones (gathering them costs more than a dense pass beyond it).
 SPARSE_FRACTION = 0.4
@@ -53,6 +54,8 @@ class SimulatedCrossbar(Crossbar):
         init_spread: with ``init='mid'``, each device starts uniformly within
             ``0.5 +- init_spread / 2`` of its normalized range (0 = exactly mid).
         device, dtype: where and in which precision the state lives.
+        kernel: the pulse update's implementation, ``auto``, ``numba`` or ``torch``
+            (see :mod:`devices.sim.accel`; None: ``$BSL_KERNEL`` or ``auto``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class SimulatedCrossbar(Crossbar):
         init_spread: float = 0.0,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
+        kernel: str | None = None,
     ) -> None:
         for name, value in (("rows", rows), ("cols", cols)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -87,51 +91,27 @@ class SimulatedCrossbar(Crossbar):
         self.seed = int(seed)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
+        self.kernel = resolve_kernel(kernel, self.device, dtype)
+        self._fused: Any = None
+        self._updates = 0  # apply_pulses calls so far: the kernel's random counter
         self.counters = OpCounters()
         self.time = 0.0
         seeds = np.random.SeedSequence(self.seed).generate_state(2)
         self._noise = torch.Generator(device=self.device)
         self._noise.manual_seed(int(seeds[1]))
         self._draw_devices(int(seeds[0]), init, init_spread)
-        self._cache: tuple[Tensor, Tensor] | None = None
+        self._cache: Tensor | None = None
 
     # -- construction ---------------------------------------------------------
     def _draw_devices(self, seed: int, init: str, init_spread: float) -> None:
-        m = self.model
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed)
-        shape = (2, self.rows, self.cols)
-        kw: dict[str, Any] = {"device": self.device, "dtype": self.dtype}
-
-        def z() -> Tensor:
-            # Always drawn, in a fixed order, so a seed gives the same devices
-            # whichever non-idealities are switched on.
-            return torch.randn(shape, generator=gen, **kw).clamp_(-DTOD_TRUNCATION, DTOD_TRUNCATION)
-
-        r = m.g_range
-        self.g_lo = m.g_min + m.g_min_dtod * r * z()
-        self.g_hi = m.g_max + m.g_max_dtod * r * z()
-        span = self.g_hi - self.g_lo
-        dw = m.dw_min * (1.0 + m.dw_min_dtod * z())
-        up_down = m.up_down + m.up_down_dtod * z()
-        self.dp_up = dw * (1.0 + up_down) / span
-        self.dp_down = dw * (1.0 - up_down) / span
-        self.nu_up = m.nu_up + m.nu_dtod * z()
-        self.nu_down = m.nu_down + m.nu_dtod * z()
-        self.drift_nu = m.drift_nu + m.drift_nu_dtod * z()
-        u = torch.rand(shape, generator=gen, **kw)
-        self.stuck_off = u < m.stuck_off_fraction
-        self.stuck_on = (u >= m.stuck_off_fraction) & (u < m.stuck_off_fraction + m.stuck_on_fraction)
-        w0 = torch.rand(shape, generator=gen, **kw)
-        if init == "mid":
-            w0 = 0.5 + init_spread * (w0 - 0.5)
-        elif init != "random":
-            w0.fill_({"min": 0.0, "max": 1.0}[init])
-        if m.step_model == "binary":  # two states: in the high one with probability w0
-            w0 = (torch.rand(shape, generator=gen, **kw) < w0).to(self.dtype)
+        d = draw_devices(self.model, (2, self.rows, self.cols), seed, init, init_spread, self._kw)
+        self.g_lo, self.g_hi, self.drift_nu = d["g_lo"], d["g_hi"], d["drift_nu"]
+        self.dp_up, self.dp_down = d["dp_up"], d["dp_down"]
+        self.nu_up, self.nu_down = d["nu_up"], d["nu_down"]
+        self.stuck_off, self.stuck_on, w0 = d["stuck_off"], d["stuck_on"], d["w0"]
         self._prepare_laws()
         self.g = self.g_lo + self._settle(w0, self._free, self._stuck_high) * self._span
-        self.t_prog = torch.zeros(shape, **kw)
+        self.t_prog = torch.zeros_like(self.g)
 
     def _prepare_laws(self) -> None:
         """Per-device constants derived from the drawn parameters (not state).
@@ -149,6 +129,8 @@ class SimulatedCrossbar(Crossbar):
         self._any_stuck = not bool(free.all())
         self._free = free.to(self.dtype)
         self._stuck_high = self.stuck_on.to(self.dtype)
+        self._flags = self.stuck_off.to(torch.uint8) + 2 * self.stuck_on.to(torch.uint8)
+        self._fused = None  # the kernel's views of the old tensors are stale
 
     # -- interface --------------------------------------------------------------
     @property
@@ -165,13 +147,13 @@ class SimulatedCrossbar(Crossbar):
 
     def read_forward(self, voltages: Tensor) -> Tensor:
         v = self._check_voltages(voltages, self.rows, "rows")
-        w, g_sq = self._effective()
-        return self._read(v, w, g_sq)
+        both, c = self._effective(), self.cols
+        return self._read(v, both[:, :c], both[:, c:])
 
     def read_backward(self, voltages: Tensor) -> Tensor:
         v = self._check_voltages(voltages, self.cols, "columns")
-        w, g_sq = self._effective()
-        return self._read(v, w.T, g_sq.T)
+        both, c = self._effective(), self.cols
+        return self._read(v, both[:, :c].T, both[:, c:].T)
 
     def read_conductances(self) -> Tensor:
         g = self._drifted()
@@ -196,6 +178,10 @@ class SimulatedCrossbar(Crossbar):
         # Same semantics as Crossbar.apply_pulses, without materializing per-device
         # integer counts, and touching only the selected block: the hot path.
         counts, block = self._check_block(counts, rows, cols)
+        self._updates += 1
+        if self.kernel == "numba":
+            self._apply_fused(counts, block)
+            return
         magnitude = counts.abs()
         total = int(magnitude.sum().item())
         if total == 0:
@@ -221,6 +207,17 @@ class SimulatedCrossbar(Crossbar):
             on_plus, on_minus = (sign > 0).to(self.dtype), (sign < 0).to(self.dtype)
             self._step(pulses * torch.stack((on_plus, on_minus)), torch.stack((on_plus, on_minus)), flat)
             self.counters.set_pulses += total
+
+    def _apply_fused(self, counts: Tensor, block: tuple[Tensor, Tensor] | None) -> None:
+        if self._fused is None:
+            from .kernel import FusedPulses
+
+            self._fused = FusedPulses(self)
+        rows, cols = (None, None) if block is None else (block[0].numpy(), block[1].numpy())
+        total = self._fused.apply(np.ascontiguousarray(counts.numpy()), rows, cols, self._updates - 1)
+        self.counters.set_pulses += total
+        if self.scheme == "push_pull":
+            self.counters.reset_pulses += total
 
     def _step(self, pulses: Tensor, direction: Tensor, flat: Tensor | None) -> None:
         """Move devices by ``pulses`` (float counts, >= 0); ``direction`` is +1 (SET),
@@ -249,19 +246,19 @@ class SimulatedCrossbar(Crossbar):
             w = w * (direction > -0.5).to(self.dtype)
         if m.n_levels or self._any_stuck:
             w = self._settle(w, sub(self._free), sub(self._stuck_high))
-        g_new = g_lo + w * sub(self._span)
+        # A device that receives no pulse keeps its conductance exactly.
+        moved = pulses > 0
+        g_new = torch.where(moved, g_lo + w * sub(self._span), sub(self.g))
         if m.drift_nu > 0:
             # A pulse re-programs the device: its drift restarts from the new state.
-            moved = pulses > 0
-            g_new = torch.where(moved, g_new, sub(self.g))
             t_new = torch.where(moved, torch.full_like(g_new, self.time), sub(self.t_prog))
             self.t_prog = self._put(self.t_prog, t_new, flat)
         self.g = self._put(self.g, g_new, flat)
         if flat is not None and self._cache is not None and m.drift_nu <= 0:
-            # Block update: refresh only the touched cells of the read cache.
-            diff, g_sq = self._cache
-            diff.view(-1).index_copy_(0, flat, (g_new[0] - g_new[1]).reshape(-1))
-            g_sq.view(-1).index_copy_(0, flat, (g_new[0].square() + g_new[1].square()).reshape(-1))
+            # Block update: refresh only the touched cells of the read cache [G+ - G- | G+^2 + G-^2].
+            both, at = self._cache.view(-1), (flat // self.cols) * (2 * self.cols) + flat % self.cols
+            both.index_copy_(0, at, (g_new[0] - g_new[1]).reshape(-1))
+            both.index_copy_(0, at + self.cols, (g_new[0].square() + g_new[1].square()).reshape(-1))
         else:
             self._cache = None
 
@@ -304,7 +301,7 @@ class SimulatedCrossbar(Crossbar):
         return {
             "model": self.model.to_dict(),
             "rows": self.rows, "cols": self.cols, "seed": self.seed, "scheme": self.scheme,
-            "time": self.time, "counters": self.counters.as_dict(),
+            "time": self.time, "counters": self.counters.as_dict(), "updates": self._updates,
             "noise_rng": self._noise.get_state(),
             **{k: getattr(self, k).clone() for k in _STATE_TENSORS},
         }
@@ -323,8 +320,11 @@ class SimulatedCrossbar(Crossbar):
                 f"state was saved with scheme {state['scheme']!r}, this array uses scheme {self.scheme!r}"
             )
         for k in _STATE_TENSORS:
-            setattr(self, k, state[k].to(device=self.device, dtype=getattr(self, k).dtype))
+            # A copy: the kernel updates the state in place, the saved state must stay as it was.
+            setattr(self, k, state[k].to(device=self.device, dtype=getattr(self, k).dtype, copy=True))
         self.time = float(state["time"])
+        self._updates = int(state.get("updates", 0))  # absent in older checkpoints
+        self.seed = int(state["seed"])  # the kernel's random key continues the saved array's
         self.counters = OpCounters(**state["counters"])
         self._noise.set_state(state["noise_rng"])
         self._prepare_laws()
@@ -349,13 +349,15 @@ class SimulatedCrossbar(Crossbar):
         age = (self.time - self.t_prog + t0) / t0
         return self.g * age.pow(-self.drift_nu)
 
-    def _effective(self) -> tuple[Tensor, Tensor]:
+    def _effective(self) -> Tensor:
+        """The read cache ``(rows, 2 cols)``: ``[G+ - G- | G+^2 + G-^2]`` (S, S^2)."""
         if self._cache is None:
             g = self._drifted()
-            self._cache = (g[0] - g[1], g[0].square() + g[1].square())
+            self._cache = torch.cat((g[0] - g[1], g[0].square() + g[1].square()), dim=1)
         return self._cache
 
     def _read(self, v: Tensor, w: Tensor, g_sq: Tensor) -> Tensor:
+        """Currents ``v @ w`` (A) with read noise of variance ``sigma^2 v^2 @ g_sq``."""
         batch = v.shape[0]
         self.counters.vector_reads += batch
         self.counters.macs += batch * w.shape[0] * w.shape[1]
