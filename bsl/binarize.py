@@ -40,3 +40,10 @@ def stochastic_round(x: Tensor, gen: torch.Generator) -> Tensor:
     low = torch.floor(x)
     up = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) < (x - low)
     return (low + up.to(x.dtype)).to(torch.int64)
+
+
+def sampled_one_hot(p: Tensor, gen: torch.Generator) -> Tensor:
+    """One class per row drawn from the categorical distribution ``p`` (rows sum to 1), as
+    a one-hot matrix of ``p``'s shape and dtype: ``E[sampled_one_hot(p)] = p``."""
+    index = torch.multinomial(p, 1, generator=gen)
+    return torch.zeros_like(p).scatter_(1, index, 1.0)

@@ -55,7 +55,7 @@ from .settings import attribute_docs, check_types, fail
 if TYPE_CHECKING:
     from .rules.base import RuleSettings
 
-Scheme = Literal["push_pull", "set_only"]
+Scheme = Literal["push_pull", "set_only", "dep_only"]
 """Differential-pair update schemes."""
 DeviceKind = Literal["sim", "visa"]
 """Where device weights live."""
@@ -98,7 +98,8 @@ class TrainConfig:
     preset: str = DEFAULT_PRESET
     """Device preset name or preset TOML file."""
     scheme: Scheme = "push_pull"
-    """Differential-pair update scheme: ``push_pull`` or ``set_only``."""
+    """Differential-pair update scheme: ``push_pull``, ``set_only`` (SET pulses only) or
+    ``dep_only`` (RESET pulses only)."""
     carry_period: int = 0
     """Periodic carry: every this many updates, transfer a low-significance array into the
     high-significance one (0 = off, one array per layer)."""

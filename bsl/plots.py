@@ -141,6 +141,8 @@ def _scheme_note(run: Run) -> str:
     if c["scheme"] == "push_pull":
         return ("push_pull scheme: each update SETs one device of a pair and RESETs the other "
                 "(G+ up and G- down, or the reverse), so SET = RESET")
+    if c["scheme"] == "dep_only":
+        return "dep_only scheme: updates only RESET (G- for positive counts, G+ for negative ones)"
     return "set_only scheme: updates only SET (G+ for positive counts, G- for negative ones)"
 
 

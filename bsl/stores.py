@@ -196,8 +196,9 @@ class CarryStore(WeightStore):
         self._mid = torch.full((2, lsb.rows, lsb.cols), (g_min + g_max) / 2, dtype=lsb.dtype)
         self._tolerance = max(lsb.nominal_steps)
         up, down = msb.nominal_steps
-        # Weight change of one msb pulse: push_pull moves both devices, set_only one (SET).
-        moved = up + down if msb.scheme == "push_pull" else up
+        # Weight change of one msb pulse: push_pull moves both devices, set_only one (SET),
+        # dep_only one (RESET).
+        moved = {"push_pull": up + down, "set_only": up, "dep_only": down}[msb.scheme]
         self._msb_step = moved / (msb.g_bounds[1] - msb.g_bounds[0])
 
     def forward(self, x: Tensor) -> Tensor:

@@ -14,6 +14,10 @@ Update schemes (``scheme``), for a signed per-cell count ``n`` from :meth:`Cross
     ``n > 0``: ``n`` SET pulses on ``G+``; ``n < 0``: ``|n|`` SET pulses on ``G-``
     (Burr et al. 2015, Ambrogio et al. 2018). Suits devices with an abrupt RESET;
     pairs saturate and need an occasional refresh (program-and-verify).
+``dep_only``
+    The mirror image: ``n > 0``: ``n`` RESET pulses on ``G-``; ``n < 0``: ``|n|`` RESET
+    pulses on ``G+`` (devices whose SET is abrupt or unreliable, e.g. OxRAM; paper 003's
+    authors' ``dep_only``). Pairs saturate low and need the same refresh.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Scheme = Literal["push_pull", "set_only"]
-SCHEMES: tuple[str, ...] = ("push_pull", "set_only")
+Scheme = Literal["push_pull", "set_only", "dep_only"]
+SCHEMES: tuple[str, ...] = ("push_pull", "set_only", "dep_only")
 
 
 @dataclass
@@ -139,6 +143,8 @@ class Crossbar(ABC):
             counts = full
         if self.scheme == "push_pull":
             per_device = torch.stack((counts, -counts))
+        elif self.scheme == "dep_only":
+            per_device = torch.stack((counts.clamp(max=0), (-counts).clamp(max=0)))
         else:
             per_device = torch.stack((counts.clamp(min=0), (-counts).clamp(min=0)))
         self.pulse_devices(per_device)

@@ -215,7 +215,7 @@ def _unmoved(delta: Tensor, se: Tensor, factory: CrossbarFactory, g_max: float) 
     return delta.abs() <= Z * se + 1e-6 * g_max
 
 
-@pytest.mark.parametrize("scheme", ["push_pull", "set_only"])
+@pytest.mark.parametrize("scheme", ["push_pull", "set_only", "dep_only"])
 def test_apply_pulses_moves_weight_with_sign_of_count(factory: CrossbarFactory, scheme: str) -> None:
     rows, cols = 24, 16
     x = _make(factory, rows, cols, scheme)
@@ -238,10 +238,10 @@ def test_apply_pulses_moves_weight_with_sign_of_count(factory: CrossbarFactory, 
     assert float(dw[neg].mean()) < -Z * float(dw_se[neg].square().mean().sqrt()) / math.sqrt(int(neg.sum()))
 
 
-@pytest.mark.parametrize("scheme", ["push_pull", "set_only"])
+@pytest.mark.parametrize("scheme", ["push_pull", "set_only", "dep_only"])
 def test_scheme_decides_which_device_moves(factory: CrossbarFactory, scheme: str) -> None:
     """push_pull: n > 0 SETs G+ and RESETs G-, n < 0 the reverse; set_only: n > 0 SETs G+ only,
-    n < 0 SETs G- only (devices/interface.py)."""
+    n < 0 SETs G- only; dep_only: n > 0 RESETs G- only, n < 0 RESETs G+ only (devices/interface.py)."""
     rows, cols = 24, 16
     x = _make(factory, rows, cols, scheme)
     counts = _region_counts(rows, cols, 5)
@@ -254,6 +254,12 @@ def test_scheme_decides_which_device_moves(factory: CrossbarFactory, scheme: str
         return float(ok[where].float().mean())
 
     gp, gm = (delta[0], se[0]), (delta[1], se[1])
+    if scheme == "dep_only":
+        assert frac(_moved(*gm, -1, factory), pos) >= need, "dep_only, n > 0: G- was not RESET"
+        assert frac(_moved(*gp, -1, factory), neg) >= need, "dep_only, n < 0: G+ was not RESET"
+        assert bool(_unmoved(*gp, factory, g_max)[pos].all()), "dep_only, n > 0: G+ must not move"
+        assert bool(_unmoved(*gm, factory, g_max)[neg].all()), "dep_only, n < 0: G- must not move"
+        return
     # G+ always rises for n > 0 and G- always rises for n < 0 (a SET pulse in both schemes).
     assert frac(_moved(*gp, +1, factory), pos) >= need, "n > 0: G+ did not rise"
     assert frac(_moved(*gm, +1, factory), neg) >= need, "n < 0: G- did not rise"
@@ -269,7 +275,7 @@ def test_scheme_decides_which_device_moves(factory: CrossbarFactory, scheme: str
         )
 
 
-@pytest.mark.parametrize("scheme", ["push_pull", "set_only"])
+@pytest.mark.parametrize("scheme", ["push_pull", "set_only", "dep_only"])
 def test_apply_pulses_counters_per_scheme(
     factory: CrossbarFactory, gen: torch.Generator, scheme: str
 ) -> None:
@@ -278,13 +284,14 @@ def test_apply_pulses_counters_per_scheme(
     x.reset_counters()
     x.apply_pulses(counts)
     total = int(counts.abs().sum())
-    expected = OpCounters(set_pulses=total, reset_pulses=total if scheme == "push_pull" else 0)
+    expected = OpCounters(set_pulses=0 if scheme == "dep_only" else total,
+                          reset_pulses=0 if scheme == "set_only" else total)
     assert x.counters == expected
     x.apply_pulses(torch.zeros(ROWS, COLS, dtype=torch.int64))
     assert x.counters == expected, "zero counts must not count pulses"
 
 
-@pytest.mark.parametrize("scheme", ["push_pull", "set_only"])
+@pytest.mark.parametrize("scheme", ["push_pull", "set_only", "dep_only"])
 def test_block_update_equals_full_update_with_zeros(
     factory: CrossbarFactory, gen: torch.Generator, scheme: str
 ) -> None:
@@ -313,7 +320,7 @@ def test_block_update_equals_full_update_with_zeros(
     # Only rows or only cols: the other defaults to all.
     z = _make(factory, scheme=scheme)
     z.apply_pulses(torch.ones(2, COLS, dtype=torch.int64), rows=torch.tensor([0, 5]))
-    assert z.counters.set_pulses == 2 * COLS
+    assert (z.counters.reset_pulses if scheme == "dep_only" else z.counters.set_pulses) == 2 * COLS
     with pytest.raises((TypeError, ValueError), match="rows"):
         z.apply_pulses(block, rows=torch.tensor([1, 4, 7, ROWS]), cols=cols)
     with pytest.raises((TypeError, ValueError), match="cols"):

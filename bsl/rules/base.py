@@ -222,6 +222,8 @@ class BackpropHooks:
     hidden_error: Callable[[Tensor, Tensor], Tensor] = _analog_hidden_error
     """``(transposed read of the error above, p of the layer below) -> its delta`` (called
     top-down, before that layer's update)."""
+    output_activation: Callable[[Tensor], Tensor] = torch.sigmoid
+    """The output layer's probabilities from its pre-activation (hidden layers: sigmoid)."""
 
 
 ANALOG = BackpropHooks()
@@ -247,7 +249,7 @@ def backprop(
     fwds, probs = [], []
     for i, layer in enumerate(net.layers):
         fwd = layer.forward(h)
-        p = torch.sigmoid(fwd.a)
+        p = hooks.output_activation(fwd.a) if i == last else torch.sigmoid(fwd.a)
         fwds.append(fwd)
         probs.append(p)
         if i < last:

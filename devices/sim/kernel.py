@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from ..interface import SCHEMES
 from .accel import as_numpy, kernel_key, restore_threads, set_threads
 from .counter_rng import binomial, normal_fast, philox4x32, uniform
 from .steps import get_step_law
@@ -105,10 +106,11 @@ def pulse_kernel(law_additive: bool, switch: bool, noisy: bool, drift: bool) -> 
     adds ``v a`` (else an exponential approach); ``switch``: pulses may fail
     (``p_switch < 1``); ``noisy``: cycle-to-cycle noise (``c2c > 0``); ``drift``: the
     devices drift (no read cache kept). Runtime flags: ``contiguous`` (the block's
-    columns are ``0, 1, ...``), ``push_pull`` (else ``set_only``), ``abrupt``, ``any_stuck``."""
+    columns are ``0, 1, ...``), ``scheme`` (index in :data:`devices.interface.SCHEMES`:
+    0 push_pull, 1 set_only, 2 dep_only), ``abrupt``, ``any_stuck``."""
     write_cache = not drift
 
-    def pulse_block(counts, row_idx, col_idx, contiguous, n_cols, push_pull, g, g_lo, inv_span, span, mid0,
+    def pulse_block(counts, row_idx, col_idx, contiguous, n_cols, scheme, g, g_lo, inv_span, span, mid0,
                     half0, mid1, half1, flags, t_prog, drift_nu, cache, p_switch, c2c, abrupt, levels,
                     any_stuck, clock, t0, k0, k1, counter, threads):  # type: ignore[no-untyped-def]
         # Pulse cells (row_idx[r], col_idx[c]) by the signed counts[r, c]; per-device arrays
@@ -116,6 +118,8 @@ def pulse_kernel(law_additive: bool, switch: bool, noisy: bool, drift: bool) -> 
         # [G+ - G- | G+^2 + G-^2] (2 n_cols each). Returns sum |counts|.
         n_cells = g.shape[0] // 2
         width = counts.shape[1]
+        push_pull = scheme == 0
+        one_way = _F1 if scheme == 1 else -_F1  # the direction of set_only's or dep_only's pulses
         c_lo, c_hi = counter[0], counter[1]
         n_rows = counts.shape[0]
         n_chunks = min(n_rows, 4 * threads)  # scratch is allocated once per chunk of rows
@@ -158,15 +162,17 @@ def pulse_kernel(law_additive: bool, switch: bool, noisy: bool, drift: bool) -> 
                     if not law_additive:  # 3b: expm1(-rate * pulses) of the exponential laws
                         for c in range(width):
                             i = dev * n_cells + base + (c if contiguous else col_idx[c])
-                            direction = sg * (_F1 if counts[r, c] > 0 else -_F1) if push_pull else _F1
+                            direction = sg * (_F1 if counts[r, c] > 0 else -_F1) if push_pull else one_way
                             e[c] = (mid1[i] + direction * half1[i]) * p[c]
                         for c in range(width):
                             e[c] = expm1_neg(e[c])
                     for c in range(width):  # 3c: the new states
                         n = np.int64(counts[r, c])
                         i = dev * n_cells + base + (c if contiguous else col_idx[c])
-                        pulsed = n != 0 if push_pull else ((n > 0) if dev == 0 else (n < 0))
-                        direction = sg * (_F1 if n > 0 else -_F1) if push_pull else _F1
+                        # set_only pulses G+ for n > 0 and G- for n < 0; dep_only the other device.
+                        own = (n > 0) if dev == 0 else (n < 0)
+                        pulsed = n != 0 and (push_pull or own == (scheme == 1))
+                        direction = sg * (_F1 if n > 0 else -_F1) if push_pull else one_way
                         g_old = g[i]
                         if drift:
                             g_old = g_old * ((clock - t_prog[i] + t0) / t0) ** (-drift_nu[i])
@@ -233,7 +239,7 @@ class FusedPulses:
             try:
                 return int(run(
                     counts, self.all_rows if rows is None else rows, self.all_cols if cols is None else cols,
-                    cols is None, x.cols, x.scheme == "push_pull", *self._state_views(), cache,
+                    cols is None, x.cols, SCHEMES.index(x.scheme), *self._state_views(), cache,
                     float(m.switch_probability), np.float32(m.dw_min_std), m.abrupt_reset, int(m.n_levels),
                     x._any_stuck, np.float32(x.time), np.float32(m.drift_t0), self.k0, self.k1, counter,
                     get_num_threads()))

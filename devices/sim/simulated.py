@@ -48,7 +48,7 @@ class SimulatedCrossbar(Crossbar):
         rows, cols: array size.
         model: a :class:`DeviceModel`, a preset name or a preset file (default ``rram``).
         seed: fixes device-to-device draws, stuck devices and all later noise.
-        scheme: ``push_pull`` or ``set_only`` (see :mod:`devices.interface`).
+        scheme: ``push_pull``, ``set_only`` or ``dep_only`` (see :mod:`devices.interface`).
         init: initial state of every device: ``mid`` (default), ``min``, ``max``
             or ``random`` (uniform between the device's own bounds).
         init_spread: with ``init='mid'``, each device starts uniformly within
@@ -202,11 +202,16 @@ class SimulatedCrossbar(Crossbar):
             self._step(torch.stack((pulses, pulses)), torch.stack((sign, -sign)), flat)
             self.counters.set_pulses += total
             self.counters.reset_pulses += total
-        else:
-            # set_only: SET pulses on G+ for positive counts, on G- for negative ones.
+        elif self.scheme == "set_only":
+            # SET pulses on G+ for positive counts, on G- for negative ones.
             on_plus, on_minus = (sign > 0).to(self.dtype), (sign < 0).to(self.dtype)
             self._step(pulses * torch.stack((on_plus, on_minus)), torch.stack((on_plus, on_minus)), flat)
             self.counters.set_pulses += total
+        else:
+            # dep_only: RESET pulses on G- for positive counts, on G+ for negative ones.
+            on_plus, on_minus = (sign < 0).to(self.dtype), (sign > 0).to(self.dtype)
+            self._step(pulses * torch.stack((on_plus, on_minus)), -torch.stack((on_plus, on_minus)), flat)
+            self.counters.reset_pulses += total
 
     def _apply_fused(self, counts: Tensor, block: tuple[Tensor, Tensor] | None) -> None:
         if self._fused is None:
@@ -215,8 +220,9 @@ class SimulatedCrossbar(Crossbar):
             self._fused = FusedPulses(self)
         rows, cols = (None, None) if block is None else (block[0].numpy(), block[1].numpy())
         total = self._fused.apply(np.ascontiguousarray(counts.numpy()), rows, cols, self._updates - 1)
-        self.counters.set_pulses += total
-        if self.scheme == "push_pull":
+        if self.scheme != "dep_only":
+            self.counters.set_pulses += total
+        if self.scheme != "set_only":
             self.counters.reset_pulses += total
 
     def _step(self, pulses: Tensor, direction: Tensor, flat: Tensor | None) -> None:
