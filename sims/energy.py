@@ -36,6 +36,9 @@ class EnergyConstants:
     """8-bit ADC per conversion: SAR, 3.1 mW at 1.2 GS/s (Kull et al., JSSC 2013; Murmann's ADC survey)."""
     random_number_j: float = 0.03e-12
     """One random number (8-bit LFSR word) for a stochastic binarization: as an 8-bit add (Horowitz 2014)."""
+    accumulator_add_j: float = 0.03e-12
+    """One step of a synapse's 8-bit accumulator (``bsl --update accumulate``): an 8-bit add
+    (Horowitz 2014)."""
     set_pulse_j: float = 1.2 * 100e-6 * 10e-9
     """SET pulse: V I t = 1.2 V x 100 uA x 10 ns (RRAM: ~pJ per pulse; Yu, Proc. IEEE 2018)."""
     reset_pulse_j: float = 1.5 * 100e-6 * 10e-9
@@ -131,6 +134,8 @@ class RunCounts:
     arrays: int = 1
     measured: bool = True
     eval_macs: int = 0
+    accumulator_cells: int = 0
+    """Synapses with an accumulator (``bsl --update accumulate``; 0 = none)."""
 
     @property
     def macs(self) -> int:
@@ -142,7 +147,7 @@ def counts_from_summary(s: dict[str, Any]) -> RunCounts:
     the facts it records per layer (``layer_facts``: shape, store, reads per phase); summaries
     written before those facts existed are read by re-deriving them (:func:`legacy_counts`)."""
     if "layer_facts" not in s:
-        return legacy_counts(s)
+        return _with_accumulators(legacy_counts(s), s.get("config", {}))
     try:
         c, d, facts, counters = s["config"], s["dataset"], s["layer_facts"], s["device_counters"]
         if len(facts) != len(counters):
@@ -161,11 +166,18 @@ def counts_from_summary(s: dict[str, Any]) -> RunCounts:
             layers.append(LayerCounts(rows, cols, int(f["positions"]), forward, backward))
             eval_macs += ev * rows * cols * arrays if measured else 0
             totals = {name: n + int(k.get(name, 0)) for name, n in totals.items()}
-        return RunCounts(str(c["rule"]), tuple(layers), d["train"] * c["epochs"], int(s["steps"]),
-                         math.prod(d["input_shape"]), arrays=arrays, measured=measured, eval_macs=eval_macs,
-                         **totals)
+        return _with_accumulators(RunCounts(
+            str(c["rule"]), tuple(layers), d["train"] * c["epochs"], int(s["steps"]),
+            math.prod(d["input_shape"]), arrays=arrays, measured=measured, eval_macs=eval_macs, **totals), c)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"summary.json: missing or malformed field ({type(exc).__name__}: {exc})") from exc
+
+
+def _with_accumulators(counts: RunCounts, config: dict[str, Any]) -> RunCounts:
+    """``counts`` with the synapses' accumulators of a ``bsl --update accumulate`` run."""
+    if config.get("rule") == "bsl" and config.get("update") == "accumulate":
+        return dataclasses.replace(counts, accumulator_cells=sum(x.rows * x.cols for x in counts.layers))
+    return counts
 
 
 # Summaries without ``layer_facts`` (written before they were recorded): layer shapes parsed
@@ -271,6 +283,9 @@ def estimate(counts: RunCounts, k: EnergyConstants | None = None, *, verify_iter
         "random numbers": (n * counts.input_size + 2 * hidden) * k.random_number_j,
         "pulses": counts.set_pulses * k.set_pulse_j + counts.reset_pulses * k.reset_pulse_j,
         "verify reads": counts.cell_reads * (k.cell_read_j + k.adc_j),
+        **({"accumulators": counts.accumulator_cells * (n * k.accumulator_add_j
+                                                         + counts.steps * k.comparator_8b_j)}
+           if counts.accumulator_cells else {}),
     }, ("array reads", "1-bit drivers", "sense amps", "random numbers"), macs, n)
     train = verify_iterations * ((k.set_pulse_j + k.reset_pulse_j) / 2 + k.cell_read_j + k.adc_j)
     hp = SystemEnergy("high precision on crossbar", {

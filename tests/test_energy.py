@@ -46,6 +46,7 @@ SUMMARY: dict[str, Any] = {
 }
 # Distinct round numbers, so that every component can be written out by hand.
 UNIT = dict(cell_read_j=1.0, read_driver_j=10.0, dac_j=100.0, sense_amp_j=1e3, adc_j=1e4, random_number_j=1e5,
+            accumulator_add_j=31.0,
             set_pulse_j=1e6, reset_pulse_j=2e6, fp32_mult_j=3.0, fp32_add_j=5.0, sram_read_64b_j=64.0,
             dram_64b_j=7.0, gate_j=11.0, xor_gate_j=13.0, inverter_j=17.0, comparator_8b_j=19.0,
             popcount_bit_j=23.0, argmax_compare_j=29.0)
@@ -94,6 +95,7 @@ USES = {
     "sense_amp_j": {("bsl", "sense amps")},
     "adc_j": {("bsl", "verify reads"), ("high_precision", "ADCs"), ("high_precision", "updates")},
     "random_number_j": {("bsl", "random numbers")},
+    "accumulator_add_j": set(),  # only runs with --update accumulate: test_accumulators_by_hand
     "set_pulse_j": {("bsl", "pulses"), ("high_precision", "updates")},
     "reset_pulse_j": {("bsl", "pulses"), ("high_precision", "updates")},
     "fp32_mult_j": {("digital", "MACs"), ("digital", "gradient MACs"), ("digital", "updates")},
@@ -115,6 +117,17 @@ def test_override_changes_exactly_the_components_that_use_it(name: str) -> None:
     assert moved == USES[name]
     for key, part in moved:
         assert changed.systems[key].components[part] > base.systems[key].components[part]
+
+
+def test_accumulators_by_hand() -> None:
+    summary = copy.deepcopy(SUMMARY)
+    summary["config"]["update"] = "accumulate"
+    counts = counts_from_summary(summary)
+    assert counts.accumulator_cells == 8 + 6  # the 4x2 and 3x2 crossbars
+    r = estimate(counts, EnergyConstants(**UNIT))
+    # 14 synapses: 20 samples x one 8-bit add each, 5 updates x one threshold comparison each.
+    assert r.systems["bsl"].components["accumulators"] == 14 * (20 * 31.0 + 5 * 19.0)
+    assert "accumulators" not in fake_report().systems["bsl"].components  # probabilistic pulses: none
 
 
 def test_ratio_moves_the_right_way() -> None:
