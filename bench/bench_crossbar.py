@@ -104,7 +104,7 @@ def bench_preset(preset: str, rows: int, cols: int, batch: int, repeats: int, wa
         c_ms, f_ms = statistics.median(c_runs), statistics.median(f_runs)
         out[op] = {"crossbar_ms": c_ms, "float_ms": f_ms, "ratio": c_ms / f_ms}
     pulsed = sum(int(torch.count_nonzero(p)) for p in pool) / len(pool)
-    traffic = update_traffic_bytes(xbar.model, round(pulsed), xbar.scheme)
+    traffic = update_traffic_bytes(xbar.model, round(pulsed))
     near, far = copy_bandwidth(traffic, repeats), copy_bandwidth(256 << 20, max(5, repeats // 5))
     out["update_traffic"] = {
         "bytes": traffic, "pulsed_cells": pulsed,

@@ -8,9 +8,10 @@ scheduling, and a checkpoint resumes exactly by storing the update counter.
   numbers: as easy as 1, 2, 3", SC 2011): four 32-bit outputs per call, passes
   TestU01's BigCrush. Checked against the Random123 known-answer vectors in the tests.
 * :func:`uniform` - a 32-bit output as a double in the open interval (0, 1).
-* :func:`normal` - standard normal by inversion of the CDF with Acklam's rational
-  approximation (relative error below 1.2e-9 over (0, 1); one uniform per normal, no
-  transcendental call in the central 95 %).
+* :func:`normal_fast` - standard normal by inversion of the CDF with Acklam's rational
+  approximation (relative error below 1.2e-9 over (0, 1); one uniform per normal), both
+  regions computed and one selected, the tails' ``log`` from the float's bits, so that
+  a loop of it vectorizes.
 * :func:`binomial` - Binomial(n, p) by inversion of the CDF, exact, from uniforms drawn
   at successive counters.
 
@@ -119,42 +120,18 @@ def fast_log(u):  # type: ignore[no-untyped-def]
 
 @njit(inline="always", cache=True)
 def normal_fast(u):  # type: ignore[no-untyped-def]
-    """:func:`normal` computing both branches and selecting one (no call: vectorizes)."""
+    """The standard normal quantile of ``u`` in (0, 1) (Acklam's approximation): the tail
+    formula (``u < 0.02425`` or ``u > 0.97575``) and the central one are both computed and
+    one is selected, with no call, so that a loop of it vectorizes."""
     q = math.sqrt(-2.0 * fast_log(min(u, 1.0 - u)))
     tail = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
         (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
     tail = tail if u < 0.5 else -tail
-    return tail if is_tail(u) else normal_central(u)
-
-
-@njit(inline="always", cache=True)
-def is_tail(u):  # type: ignore[no-untyped-def]
-    """Whether ``u`` lies in a tail region of :func:`normal` (4.85 % of draws)."""
-    return u < _P_LOW or u > 1.0 - _P_LOW
-
-
-@njit(inline="always", cache=True)
-def normal_central(u):  # type: ignore[no-untyped-def]
-    """:func:`normal` for ``u`` outside the tails (no branch, no call: vectorizes)."""
-    q = u - 0.5
-    r = q * q
-    return (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q / (
+    c = u - 0.5
+    r = c * c
+    central = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * c / (
         ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
-
-
-@njit(inline="always", cache=True)
-def normal_tail(u):  # type: ignore[no-untyped-def]
-    """:func:`normal` for ``u`` in the tails."""
-    q = math.sqrt(-2.0 * math.log(u if u < 0.5 else 1.0 - u))
-    x = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
-        (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
-    return x if u < 0.5 else -x
-
-
-@njit(inline="always", cache=True)
-def normal(u):  # type: ignore[no-untyped-def]
-    """The standard normal quantile of ``u`` in (0, 1) (Acklam's approximation)."""
-    return normal_tail(u) if is_tail(u) else normal_central(u)
+    return tail if (u < _P_LOW or u > 1.0 - _P_LOW) else central
 
 
 @njit(inline="always", cache=True)

@@ -208,13 +208,13 @@ class FusedPulses:
         self.k0, self.k1 = np.uint64(key[0]), np.uint64(key[1])
         self.all_rows = np.arange(xbar.rows, dtype=np.int64)
         self.all_cols = np.arange(xbar.cols, dtype=np.int64)
-        self._bound: tuple[Any, ...] = ()
+        self._bound: tuple[Any, Any] = (None, None)  # the state tensors the views are of
         self._views: tuple[Any, ...] = ()
 
     def _state_views(self) -> tuple[Any, ...]:
         x = self.xbar
-        if len(self._bound) != 2 or self._bound[0] is not x.g or self._bound[1] is not x.t_prog:
-            # first call, or the torch path (or a state load) replaced a state tensor
+        if self._bound[0] is not x.g or self._bound[1] is not x.t_prog:
+            # first call, or the torch path replaced a state tensor
             self._bound = (x.g, x.t_prog)
             self._views = tuple(as_numpy(t) for t in (
                 x.g, x.g_lo, x._inv_span, x._span, x._coef_mid[0], x._coef_half[0], x._coef_mid[1],
@@ -247,11 +247,11 @@ class FusedPulses:
                 restore_threads(threads)
 
 
-def update_traffic_bytes(model: Any, cells: int, scheme: str, count_itemsize: int = 8) -> int:
+def update_traffic_bytes(model: Any, cells: int, count_itemsize: int = 8) -> int:
     """Bytes the kernel moves for an update of ``cells`` pulsed cells (the memory-traffic
     floor: per cell its count, per device the state read and written and the parameters
-    its law reads, per cell the read cache written). ``scheme`` does not change it: both
-    devices' state is read."""
+    its law reads, per cell the read cache written; the same for every scheme, since both
+    devices' state is read)."""
     law_additive = get_step_law(model.step_model).additive
     per_device = 8 + 4 * 5 + (0 if law_additive else 8)  # g (r/w); g_lo, 1/span, span, coefficients
     if model.stuck_off_fraction or model.stuck_on_fraction:

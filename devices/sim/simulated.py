@@ -200,17 +200,19 @@ class SimulatedCrossbar(Crossbar):
         if self.scheme == "push_pull":
             # G+ moves in the count's direction, G- the opposite way.
             self._step(torch.stack((pulses, pulses)), torch.stack((sign, -sign)), flat)
-            self.counters.set_pulses += total
-            self.counters.reset_pulses += total
-        elif self.scheme == "set_only":
-            # SET pulses on G+ for positive counts, on G- for negative ones.
-            on_plus, on_minus = (sign > 0).to(self.dtype), (sign < 0).to(self.dtype)
-            self._step(pulses * torch.stack((on_plus, on_minus)), torch.stack((on_plus, on_minus)), flat)
-            self.counters.set_pulses += total
         else:
-            # dep_only: RESET pulses on G- for positive counts, on G+ for negative ones.
-            on_plus, on_minus = (sign < 0).to(self.dtype), (sign > 0).to(self.dtype)
-            self._step(pulses * torch.stack((on_plus, on_minus)), -torch.stack((on_plus, on_minus)), flat)
+            # set_only: SET pulses on G+ for positive counts, on G- for negative ones;
+            # dep_only: RESET pulses on the other device of the pair.
+            way = 1.0 if self.scheme == "set_only" else -1.0
+            on = torch.stack(((way * sign > 0).to(self.dtype), (way * sign < 0).to(self.dtype)))
+            self._step(pulses * on, way * on, flat)
+        self._count_pulses(total)
+
+    def _count_pulses(self, total: int) -> None:
+        """Count an update of ``total`` (sum of ``|counts|``) pulses per device by scheme."""
+        if self.scheme != "dep_only":
+            self.counters.set_pulses += total
+        if self.scheme != "set_only":
             self.counters.reset_pulses += total
 
     def _apply_fused(self, counts: Tensor, block: tuple[Tensor, Tensor] | None) -> None:
@@ -219,11 +221,8 @@ class SimulatedCrossbar(Crossbar):
 
             self._fused = FusedPulses(self)
         rows, cols = (None, None) if block is None else (block[0].numpy(), block[1].numpy())
-        total = self._fused.apply(np.ascontiguousarray(counts.numpy()), rows, cols, self._updates - 1)
-        if self.scheme != "dep_only":
-            self.counters.set_pulses += total
-        if self.scheme != "set_only":
-            self.counters.reset_pulses += total
+        self._count_pulses(self._fused.apply(np.ascontiguousarray(counts.numpy()), rows, cols,
+                                             self._updates - 1))
 
     def _step(self, pulses: Tensor, direction: Tensor, flat: Tensor | None) -> None:
         """Move devices by ``pulses`` (float counts, >= 0); ``direction`` is +1 (SET),
